@@ -1,0 +1,60 @@
+"""``lale-geo evaluate``: score weights on a labelled split, tiled exactly like predict."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..datasets import load_split, resolve_class_table
+from ..errors import DatasetError
+from ..inference import TilePredictor
+from ..training import evaluate
+from ..weights import DEFAULT_WEIGHTS, load_weights
+from .options import (
+    batch_size_option,
+    classes_option,
+    data_option,
+    device_option,
+    json_option,
+    overlap_option,
+    tile_size_option,
+    weights_option,
+)
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{'class':<28}{'IoU':>8}{'F1':>8}{'prec':>8}{'recall':>8}{'support':>12}"]
+    for name, s in result["per_class"].items():
+        lines.append(f"{name:<28}{s['iou']:>8.4f}{s['f1']:>8.4f}{s['precision']:>8.4f}{s['recall']:>8.4f}"
+                     f"{s['support']:>12}")
+    lines.append(f"macro F1 {result['macro_f1']:.4f}   mIoU {result['miou']:.4f}   "
+                 f"pixel accuracy {result['pixel_accuracy']:.4f}")
+    lines.append("confusion matrix (rows = truth, columns = prediction):")
+    lines += ["  " + " ".join(f"{v:>10}" for v in row) for row in result["confusion_matrix"]]
+    return "\n".join(lines)
+
+
+@click.command("evaluate")
+@weights_option
+@data_option
+@classes_option
+@click.option("--split", default="val", show_default=True)
+@tile_size_option
+@overlap_option
+@batch_size_option
+@device_option
+@json_option
+def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, as_json) -> None:
+    """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split."""
+    model, card = load_weights(weights or DEFAULT_WEIGHTS)
+    table = resolve_class_table(data_root, classes)
+    if list(table.class_names) != card.class_names:
+        raise DatasetError(f"{data_root}: classes {list(table.class_names)} differ from the weights' "
+                           f"{card.class_names}; pass --classes with the weights' class table")
+    samples = load_split(data_root, table, split, bands=len(card.bands))
+    predictor = TilePredictor(model, card.mean, card.std, device)
+    result = evaluate(predictor, samples, card.class_names, tile_size or card.tile_size,
+                      overlap if overlap is not None else card.overlap, batch_size)
+    result.update(weights=card.name, split=split, images=len(samples))
+    click.echo(json.dumps(result, indent=2) if as_json else format_table(result))

@@ -1,0 +1,175 @@
+"""Labelled image datasets for training and evaluation.
+
+A dataset is a folder plus a class table (JSON): class ids, names and mask colours (or mask values),
+colours/values to ignore, and named splits that map to sub-folders. Each split folder holds
+``images/`` and ``masks/`` with matching file stems. Shipped tables: ``dubai-aerial`` and ``aras400k``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from .errors import DatasetError
+
+IGNORE_INDEX = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Classes of a labelled dataset and how its masks encode them."""
+
+    name: str
+    class_names: tuple[str, ...]
+    colours: tuple[tuple[int, int, int], ...]
+    values: tuple[int, ...] | None
+    ignore_colours: tuple[tuple[int, int, int], ...]
+    ignore_values: tuple[int, ...]
+    splits: dict[str, tuple[str, ...]]
+    licence: str = ""
+    attribution: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @classmethod
+    def read(cls, path: str | Path) -> ClassTable:
+        try:
+            data = json.loads(Path(path).read_text())
+            classes = sorted(data["classes"], key=lambda c: c["id"])
+            if [c["id"] for c in classes] != list(range(len(classes))):
+                raise DatasetError(f"{path}: class ids must be 0..N-1")
+            values = tuple(int(c["value"]) for c in classes) if all("value" in c for c in classes) else None
+            ignore = data.get("ignore", [])
+            return cls(
+                name=data.get("name", Path(path).stem),
+                class_names=tuple(c["name"] for c in classes),
+                colours=tuple(tuple(c["colour"]) for c in classes),
+                values=values,
+                ignore_colours=tuple(tuple(v) for v in ignore if isinstance(v, list)),
+                ignore_values=tuple(int(v) for v in ignore if isinstance(v, int)),
+                splits={k: tuple(v) for k, v in data.get("splits", {}).items()},
+                licence=data.get("licence", ""),
+                attribution=data.get("attribution", ""),
+            )
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: class table not found") from None
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, DatasetError):
+                raise
+            raise DatasetError(f"{path}: not a valid class table ({e!r})") from None
+
+
+def shipped_class_tables() -> dict[str, Path]:
+    folder = Path(str(resources.files("lale_geo") / "class_tables"))
+    return {p.stem: p for p in folder.glob("*.json")}
+
+
+def resolve_class_table(root: str | Path, classes: str | Path | None = None) -> ClassTable:
+    """The class table given by name or path; default ``root/classes.json``, else a shipped table
+    named like the folder (so ``--data .../dubai-aerial`` works as is)."""
+    shipped = shipped_class_tables()
+    if classes is not None:
+        if str(classes) in shipped:
+            return ClassTable.read(shipped[str(classes)])
+        return ClassTable.read(classes)
+    own = Path(root) / "classes.json"
+    if own.is_file():
+        return ClassTable.read(own)
+    if Path(root).name in shipped:
+        return ClassTable.read(shipped[Path(root).name])
+    raise DatasetError(f"{root}: no classes.json; pass --classes PATH or one of: {', '.join(sorted(shipped))}")
+
+
+@dataclass
+class Sample:
+    """One labelled image: (bands, H, W) pixels and an (H, W) uint8 mask (255 = ignore)."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            with rasterio.open(path) as src:
+                colormap = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
+                return src.read(), list(src.colorinterp), colormap
+        except RasterioIOError as e:
+            raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def decode_mask(path: Path, table: ClassTable) -> np.ndarray:
+    """Class ids (uint8, 255 = ignore) of a colour, palette or value mask."""
+    pixels, interp, colormap = _read(path)
+    if colormap is not None:  # palette PNG: look indices up as colours
+        lut = np.array([colormap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
+        pixels = lut[pixels[0]].transpose(2, 0, 1)
+    if pixels.shape[0] >= 3:
+        keys, lookup = _pack(pixels[:3].transpose(1, 2, 0)), {}
+        lookup.update({_pack(np.array(c)).item(): i for i, c in enumerate(table.colours)})
+        lookup.update({_pack(np.array(c)).item(): IGNORE_INDEX for c in table.ignore_colours})
+        describe = lambda k: f"RGB({k >> 16},{(k >> 8) & 255},{k & 255})"  # noqa: E731
+    elif table.values is not None:
+        keys = pixels[0].astype(np.int64)
+        lookup = {v: i for i, v in enumerate(table.values)}
+        lookup.update({v: IGNORE_INDEX for v in table.ignore_values})
+        describe = str
+    else:
+        raise DatasetError(f"{path}: single-band mask but the class table {table.name!r} gives colours, "
+                           "not values")
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    unknown = [describe(int(k)) for k in uniques if int(k) not in lookup]
+    if unknown:
+        raise DatasetError(f"{path}: mask values not in class table {table.name!r}: {', '.join(unknown[:8])}")
+    ids = np.array([lookup[int(k)] for k in uniques], np.uint8)
+    return ids[inverse].reshape(keys.shape)
+
+
+def split_folders(root: str | Path, table: ClassTable, split: str) -> list[Path]:
+    root = Path(root)
+    if split == "all" or not table.splits:
+        return [root] if (root / "images").is_dir() else sorted(p.parent for p in root.glob("*/images"))
+    if split not in table.splits:
+        raise DatasetError(f"{root}: unknown split {split!r}; class table {table.name!r} has "
+                           f"{', '.join(sorted(table.splits))}")
+    return [root / sub for sub in table.splits[split]]
+
+
+def load_split(root: str | Path, table: ClassTable, split: str, bands: int = 3) -> list[Sample]:
+    """Every (image, mask) pair of ``split``, decoded into memory."""
+    samples = []
+    for folder in split_folders(root, table, split):
+        images = sorted(p for p in (folder / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DatasetError(f"{folder / 'images'}: no images found")
+        for image_path in images:
+            masks = [p for p in (folder / "masks").glob(image_path.stem + ".*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not masks:
+                raise DatasetError(f"{image_path}: no mask {image_path.stem}.* in {folder / 'masks'}")
+            image = _read(image_path)[0][:bands]
+            if image.shape[0] != bands:
+                raise DatasetError(f"{image_path}: {image.shape[0]} band(s), need {bands}")
+            mask = decode_mask(masks[0], table)
+            if mask.shape != image.shape[1:]:
+                raise DatasetError(f"{masks[0]}: mask is {mask.shape}, image is {image.shape[1:]}")
+            samples.append(Sample(f"{folder.name}/{image_path.stem}", image, mask))
+    return samples

@@ -1,0 +1,91 @@
+"""Blend overlapping tile logits into finished scene rows, holding only one band of tile rows.
+
+Pure numpy. Tiles arrive in the grid's row-major order; after the last tile of a tile row, the scene
+rows that no later tile touches are final and are handed out, so memory is ``classes x tile_size x width``
+whatever the scene height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tiling import Tile, TileGrid
+
+
+@dataclass
+class Band:
+    """Finished scene rows ``[y0, y0 + logits.shape[1])`` with their blended logits (C, rows, width)."""
+
+    y0: int
+    logits: np.ndarray
+
+
+class RowStitcher:
+    """Accumulates weighted tile logits; yields finished row bands of blended logits.
+
+    Example:
+        >>> stitcher = RowStitcher(grid, num_classes=5)
+        >>> for tile, logits in zip(grid.tiles(), tile_logits):
+        ...     for band in stitcher.add(tile, logits):
+        ...         write(band)
+    """
+
+    def __init__(self, grid: TileGrid, num_classes: int) -> None:
+        self.grid = grid
+        self.num_classes = num_classes
+        width = max(grid.width, grid.tile_size)
+        # Rows [self._top, self._top + tile_size) of the scene; rows below a band are never revisited.
+        self._acc = np.zeros((num_classes, grid.tile_size, width), np.float32)
+        self._top = 0
+        self._tiles_left_in_row = len(grid.col_origins)
+        self._row = 0
+
+    def add(self, tile: Tile, logits: np.ndarray) -> Iterator[Band]:
+        """Add one tile's (C, tile_size, tile_size) logits; yields the band it completes, if any."""
+        if tile.row != self._row:
+            raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
+        y = tile.y0 - self._top
+        self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += logits * self.grid.weights(tile)
+        self._tiles_left_in_row -= 1
+        if self._tiles_left_in_row == 0:
+            yield self._finish_row()
+
+    def skip(self, tile: Tile) -> Iterator[Band]:
+        """Account for a tile that is not computed (fully masked): it contributes nothing."""
+        if tile.row != self._row:
+            raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
+        self._tiles_left_in_row -= 1
+        if self._tiles_left_in_row == 0:
+            yield self._finish_row()
+
+    def _finish_row(self) -> Band:
+        start, stop = self.grid.row_band(self._row)
+        n = stop - start
+        band = Band(start, self._acc[:, start - self._top:stop - self._top, :self.grid.width].copy())
+        # Slide the window so that the next tile row starts at its top.
+        shift = stop - self._top
+        self._acc = np.roll(self._acc, -shift, axis=1)
+        self._acc[:, self.grid.tile_size - shift:] = 0.0
+        self._top = stop
+        self._row += 1
+        self._tiles_left_in_row = len(self.grid.col_origins)
+        assert n > 0
+        return band
+
+
+def labels_and_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids (argmax over axis 0) and the top-1 softmax probability of (C, H, W) logits."""
+    labels = np.argmax(logits, axis=0)
+    top = np.take_along_axis(logits, labels[None], axis=0)[0]
+    # top-1 probability = 1 / sum_c exp(l_c - l_top), stable because every exponent is <= 0.
+    confidence = 1.0 / np.exp(logits - top).sum(axis=0)
+    return labels.astype(np.int64), confidence.astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 0 of (C, H, W) logits."""
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)

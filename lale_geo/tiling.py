@@ -1,0 +1,132 @@
+"""Tile grids and blending weights (pure numpy: no torch, no I/O).
+
+A scene of ``height`` x ``width`` is cut into square tiles of ``tile_size`` that overlap by at least
+``overlap`` pixels. Each tile's blending weight is separable, ``w(y, x) = a_row(y) * b_col(x)``, and each
+1-D factor is normalised over the tiles of its axis, so the weights of all tiles sum to exactly one at
+every scene pixel (no pixel with zero weight, scene edges included). Along an overlap the weight ramps
+smoothly (raised cosine); toward the scene border it stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def axis_origins(length: int, tile_size: int, overlap: int) -> list[int]:
+    """Tile start offsets along one axis: stride ``tile_size - overlap``, the last tile flush with the end.
+
+    A scene shorter than one tile gets a single tile at 0 (the reader pads it).
+    """
+    if tile_size <= 0 or not 0 <= overlap < tile_size:
+        raise ValueError(f"need 0 <= overlap < tile_size, got tile_size={tile_size}, overlap={overlap}")
+    if length <= tile_size:
+        return [0]
+    stride = tile_size - overlap
+    origins = list(range(0, length - tile_size, stride))
+    origins.append(length - tile_size)
+    return origins
+
+
+def _ramp(overlap: int) -> np.ndarray:
+    """Strictly positive raised-cosine ramp of ``overlap`` samples rising toward 1."""
+    i = (np.arange(overlap) + 0.5) / overlap
+    return np.sin(0.5 * np.pi * i) ** 2
+
+
+def axis_weights(length: int, tile_size: int, overlap: int) -> list[np.ndarray]:
+    """Normalised 1-D blending weights (``tile_size`` samples) of each tile along one axis.
+
+    Samples beyond the scene end (tiles of short scenes) get weight 0.
+    """
+    origins = axis_origins(length, tile_size, overlap)
+    raw = []
+    for i in range(len(origins)):
+        w = np.ones(tile_size)
+        if overlap and i > 0:  # an earlier tile overlaps this one's start
+            w[:overlap] = _ramp(overlap)
+        if overlap and i < len(origins) - 1:  # a later tile overlaps this one's end
+            w[tile_size - overlap:] = _ramp(overlap)[::-1]
+        raw.append(w)
+    total = np.zeros(max(length, tile_size))
+    for origin, w in zip(origins, raw):
+        total[origin:origin + tile_size] += w
+    normalised = []
+    for origin, w in zip(origins, raw):
+        n = w / total[origin:origin + tile_size]
+        n[max(length - origin, 0):] = 0.0
+        normalised.append(n.astype(np.float32))
+    return normalised
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a grid: its row/column index and the scene window it reads (may run past the edge)."""
+
+    row: int
+    col: int
+    y0: int
+    x0: int
+    size: int
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """Scene slices of the tile; they may run past the scene end (numpy clips them)."""
+        return slice(self.y0, self.y0 + self.size), slice(self.x0, self.x0 + self.size)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Overlapping tiles over a ``height`` x ``width`` scene, in row-major order."""
+
+    height: int
+    width: int
+    tile_size: int
+    overlap: int
+    row_origins: tuple[int, ...] = field(init=False)
+    col_origins: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"empty scene: {self.height} x {self.width}")
+        object.__setattr__(self, "row_origins", tuple(axis_origins(self.height, self.tile_size, self.overlap)))
+        object.__setattr__(self, "col_origins", tuple(axis_origins(self.width, self.tile_size, self.overlap)))
+        object.__setattr__(self, "_row_w", axis_weights(self.height, self.tile_size, self.overlap))
+        object.__setattr__(self, "_col_w", axis_weights(self.width, self.tile_size, self.overlap))
+
+    def __len__(self) -> int:
+        return len(self.row_origins) * len(self.col_origins)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Tiles per column and per row."""
+        return len(self.row_origins), len(self.col_origins)
+
+    def tiles(self) -> Iterator[Tile]:
+        for r, y0 in enumerate(self.row_origins):
+            for c, x0 in enumerate(self.col_origins):
+                yield Tile(r, c, y0, x0, self.tile_size)
+
+    def weights(self, tile: Tile) -> np.ndarray:
+        """(tile_size, tile_size) float32 blending weights of ``tile``; over all tiles they sum to 1."""
+        return np.outer(self._row_w[tile.row], self._col_w[tile.col])
+
+    def row_band(self, row: int) -> tuple[int, int]:
+        """Scene rows ``[start, stop)`` that are final once tile row ``row`` and all before it are added."""
+        start = 0 if row == 0 else self.row_origins[row]
+        stop = self.row_origins[row + 1] if row + 1 < len(self.row_origins) else self.height
+        return start, stop
+
+
+def read_padded(image: np.ndarray, tile: Tile) -> np.ndarray:
+    """The tile's window of a (bands, H, W) array, reflect-padded where it runs past the scene."""
+    _, H, W = image.shape
+    ys, xs = tile.window
+    part = image[:, ys, xs]
+    pad_h, pad_w = tile.size - part.shape[1], tile.size - part.shape[2]
+    if pad_h or pad_w:
+        mode = "reflect" if min(part.shape[1:]) > 1 else "edge"
+        part = np.pad(part, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+    return part

@@ -1,0 +1,287 @@
+"""Training and evaluation: random-crop sampler, Dice + cross-entropy, AdamW with warm-up + cosine,
+checkpoints and resume, validation on whole images through the same tiling as predict."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .datasets import IGNORE_INDEX, ClassTable, Sample
+from .inference import TilePredictor
+from .metrics import confusion_matrix, scores
+from .models import create_model
+from .pipeline import predict_array
+from .weights import WeightsCard, save_weights
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+class CropSampler:
+    """Random crops (area-weighted over images) with flips, rot90 and brightness/contrast jitter."""
+
+    def __init__(self, samples: Sequence[Sample], crop: int, seed: int) -> None:
+        self.samples = list(samples)
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+        areas = np.array([s.mask.size for s in self.samples], np.float64)
+        self.p = areas / areas.sum()
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(size, bands, crop, crop) float32 in [0, 1] and (size, crop, crop) int64 targets."""
+        images, masks = [], []
+        for idx in self.rng.choice(len(self.samples), size=size, p=self.p):
+            s = self.samples[idx]
+            image, mask = self._crop(s.image, s.mask)
+            image = image.astype(np.float32) / 255.0
+            if self.rng.random() < 0.5:
+                image, mask = image[:, :, ::-1], mask[:, ::-1]
+            if self.rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[::-1]
+            if self.rng.random() < 0.5:
+                k = int(self.rng.integers(1, 4))
+                image, mask = np.rot90(image, k, axes=(1, 2)), np.rot90(mask, k)
+            if self.rng.random() < 0.3:  # brightness/contrast, +-0.2 like albumentations' defaults
+                alpha, beta = 1 + self.rng.uniform(-0.2, 0.2), self.rng.uniform(-0.2, 0.2)
+                image = np.clip(image * alpha + beta, 0.0, 1.0)
+            images.append(np.ascontiguousarray(image))
+            masks.append(np.ascontiguousarray(mask))
+        return np.stack(images), np.stack(masks).astype(np.int64)
+
+    def _crop(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        H, W = mask.shape
+        c = self.crop
+        if H < c or W < c:  # reflect-pad small images up to the crop size, pad labels as ignore
+            ph, pw = max(c - H, 0), max(c - W, 0)
+            image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+            mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+            H, W = mask.shape
+        y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
+        return image[:, y:y + c, x:x + c], mask[y:y + c, x:x + c]
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Multiclass soft Dice (1 - mean over classes present in truth or prediction), ignore pixels left out."""
+    num_classes = logits.shape[1]
+    valid = (target != IGNORE_INDEX).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = F.one_hot(target.clamp(max=num_classes - 1), num_classes).permute(0, 3, 1, 2) * valid
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    card = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + eps) / (card + eps)
+    present = onehot.sum(dims) > 0
+    return 1 - dice[present].mean() if present.any() else logits.sum() * 0
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (ignore 255) + soft Dice."""
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX) + dice_loss(logits, target)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(predictor: TilePredictor, samples: Sequence[Sample], class_names: list[str],
+             tile_size: int, overlap: int, batch_size: int = 8) -> dict:
+    """Scores on whole images, tiled and blended exactly as ``predict`` does."""
+    cm = np.zeros((predictor.num_classes,) * 2, np.int64)
+    for s in samples:
+        logits = predict_array(predictor, s.image, (0, 255), tile_size, overlap, batch_size)
+        cm += confusion_matrix(logits.argmax(0), s.mask, predictor.num_classes)
+    return scores(cm, class_names)
+
+
+# ----------------------------------------------------------------------------- training loop
+
+
+@dataclass
+class TrainConfig:
+    model: str = "lale_s1"
+    crop: int = 256
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05
+    max_steps: int = 100_000
+    time_budget_s: float = 3600.0
+    val_every: int = 300
+    tile_size: int = 512
+    overlap: int = 128
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+
+
+def lr_factor(progress: float, warmup: float) -> float:
+    """Linear warm-up to 1, then cosine to 0 over ``progress`` in [0, 1]."""
+    if progress < warmup:
+        return max(progress / warmup, 1e-3)
+    return 0.5 * (1 + math.cos(math.pi * min((progress - warmup) / (1 - warmup), 1.0)))
+
+
+class Trainer:
+    """Trains one model; the schedule runs on progress = max(step / max_steps, elapsed / time budget),
+    so a time-budgeted run always finishes its cosine decay. Checkpoints allow ``resume``."""
+
+    def __init__(self, config: TrainConfig, table: ClassTable, train: Sequence[Sample],
+                 val: Sequence[Sample], out: Path, model: nn.Module | None = None) -> None:
+        self.config = config
+        self.table = table
+        self.val = val
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        self.model = model or create_model(config.model, num_classes=table.num_classes,
+                                           **config.model_kwargs)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.sampler = CropSampler(train, config.crop, config.seed)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.step, self.elapsed, self.best_f1, self.best_step = 0, 0.0, -1.0, -1
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out.with_suffix(".ckpt")
+
+    @property
+    def log_path(self) -> Path:
+        return self.out.with_suffix(".log.jsonl")
+
+    def progress(self) -> float:
+        return max(self.step / self.config.max_steps, self.elapsed / self.config.time_budget_s)
+
+    def save_checkpoint(self) -> None:
+        # Plain tensors and numbers only: loaded back with weights_only=True (no pickle of objects).
+        state = {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "step": self.step, "elapsed": self.elapsed, "best_f1": self.best_f1,
+            "best_step": self.best_step, "config": json.dumps(asdict(self.config)),
+            "rng": json.dumps(self.sampler.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".ckpt.tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint_path, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.best_f1, self.best_step = state["best_f1"], state["best_step"]
+        self.sampler.rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed at step %d (%.0f s trained, best macro F1 %.4f)", self.step, self.elapsed,
+                 self.best_f1)
+
+    def _log(self, record: dict) -> None:
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def validate(self) -> dict:
+        predictor = TilePredictor(self.model, IMAGENET_MEAN, IMAGENET_STD, device="cpu")
+        result = evaluate(predictor, self.val, list(self.table.class_names), self.config.tile_size,
+                          self.config.overlap)
+        self.model.train()
+        return result
+
+    def train_step(self) -> float:
+        images, masks = self.sampler.batch(self.config.batch_size)
+        x = ((torch.from_numpy(images) - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        loss = segmentation_loss(self.model(x), torch.from_numpy(masks))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def run(self, card_fields: dict) -> WeightsCard:
+        """Train to the end of the schedule, validating every ``val_every`` steps; writes the best
+        weights (by validation macro F1) with their card to ``out``."""
+        cfg = self.config
+        self.model.train()
+        losses: list[float] = []
+        last = time.perf_counter()
+        while self.progress() < 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(self.progress(), cfg.warmup)
+            losses.append(self.train_step())
+            self.step += 1
+            now = time.perf_counter()
+            self.elapsed += now - last
+            last = now
+            if self.step % 20 == 0:
+                log.info("step %d  loss %.4f  lr %.2e  %.0f s", self.step, np.mean(losses[-20:]),
+                         self.optimizer.param_groups[0]["lr"], self.elapsed)
+            if self.step % cfg.val_every == 0 or self.progress() >= 1.0:
+                self._validate_and_keep_best(np.mean(losses), card_fields)
+                losses = []
+                self.save_checkpoint()
+                last = time.perf_counter()  # validation time is not training time
+        return WeightsCard.read(self.out.with_suffix(".json"))
+
+    def _validate_and_keep_best(self, train_loss: float, card_fields: dict) -> None:
+        t0 = time.perf_counter()
+        result = self.validate()
+        record = {"step": self.step, "epoch": self.epoch, "train_seconds": round(self.elapsed, 1),
+                  "train_loss": round(float(train_loss), 5), "val_macro_f1": round(result["macro_f1"], 5),
+                  "val_miou": round(result["miou"], 5), "val_seconds": round(time.perf_counter() - t0, 1)}
+        self._log(record)
+        log.info("validation: %s", record)
+        if result["macro_f1"] > self.best_f1:
+            self.best_f1, self.best_step = result["macro_f1"], self.step
+            training = dict(card_fields.get("training", {}), steps=self.step, epochs=round(self.epoch, 2),
+                            train_seconds=round(self.elapsed), crop=self.config.crop,
+                            batch_size=self.config.batch_size, lr=self.config.lr, seed=self.config.seed)
+            metrics = {"split": "val", "macro_f1": result["macro_f1"], "miou": result["miou"],
+                       "pixel_accuracy": result["pixel_accuracy"],
+                       "per_class_f1": {k: v["f1"] for k, v in result["per_class"].items()},
+                       "per_class_iou": {k: v["iou"] for k, v in result["per_class"].items()},
+                       "tile_size": self.config.tile_size, "overlap": self.config.overlap}
+            fields = dict(card_fields, training=training, metrics=metrics, lale_geo_version=__version__)
+            save_weights(self.model, fields, self.out)
+
+    @property
+    def epoch(self) -> float:
+        """Crops seen / crops that tile the training set once."""
+        pixels = sum(s.mask.size for s in self.sampler.samples)
+        return self.step * self.config.batch_size * self.config.crop**2 / pixels
+
+
+def card_fields_for(config: TrainConfig, table: ClassTable, name: str, command: str,
+                    data_root: str) -> dict:
+    """Card fields known before training (metrics and sha256 are added when weights are saved)."""
+    return {
+        "name": name, "model": config.model, "model_kwargs": config.model_kwargs,
+        "classes": [{"id": i, "name": n, "colour": list(c)}
+                    for i, (n, c) in enumerate(zip(table.class_names, table.colours))],
+        "bands": ["red", "green", "blue"], "input_range": [0, 255],
+        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "tile_size": config.tile_size, "overlap": config.overlap,
+        "license": table.licence or "unspecified",
+        "training": {"data": table.name, "data_root": data_root, "data_licence": table.licence,
+                     "attribution": table.attribution,
+                     "split": {k: list(v) for k, v in table.splits.items()},
+                     "command": command},
+    }

@@ -1,0 +1,212 @@
+"""Weights and their card: what a set of trained weights expects and promises.
+
+The card (JSON beside a ``.safetensors`` file) carries the model and its config, the classes with names
+and colours, the input bands and value scaling, the default tiling, the training provenance and the
+validation metrics, and the sha256 of the weights file, which is checked before anything is loaded.
+Weights are read with safetensors only (never pickle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import WeightsError
+from .models import create_model, list_models
+
+DEFAULT_WEIGHTS = "lale_s1_dubai"
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One output class: its id (logit index), name and display colour (R, G, B)."""
+
+    id: int
+    name: str
+    colour: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class WeightsCard:
+    """Everything needed to use a set of weights correctly, validated on construction."""
+
+    name: str
+    model: str
+    classes: tuple[ClassInfo, ...]
+    bands: tuple[str, ...]
+    input_range: tuple[float, float]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    tile_size: int
+    overlap: int
+    license: str
+    sha256: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lale_geo_version: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"weights card {self.name!r}"
+        if self.model not in list_models():
+            raise WeightsError(f"{where}: unknown model {self.model!r}; known: {', '.join(list_models())}")
+        if not self.classes:
+            raise WeightsError(f"{where}: no classes")
+        if [c.id for c in self.classes] != list(range(len(self.classes))):
+            raise WeightsError(f"{where}: class ids must be 0..{len(self.classes) - 1} in order")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names) or not all(names):
+            raise WeightsError(f"{where}: class names must be unique and non-empty")
+        for c in self.classes:
+            if len(c.colour) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in c.colour):
+                raise WeightsError(f"{where}: colour of class {c.name!r} must be three integers 0-255")
+        if not (len(self.bands) == len(self.mean) == len(self.std)) or not self.bands:
+            raise WeightsError(f"{where}: bands, mean and std must have the same, non-zero length")
+        if any(s <= 0 for s in self.std):
+            raise WeightsError(f"{where}: std values must be positive")
+        if not self.input_range[0] < self.input_range[1]:
+            raise WeightsError(f"{where}: input_range must be (min, max) with min < max")
+        if self.tile_size <= 0 or not 0 <= self.overlap < self.tile_size:
+            raise WeightsError(f"{where}: need tile_size > 0 and 0 <= overlap < tile_size")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise WeightsError(f"{where}: sha256 must be 64 lowercase hex digits")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "weights card") -> WeightsCard:
+        known = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        missing = sorted(required - data.keys())
+        if missing:
+            raise WeightsError(f"{source}: missing field(s) {', '.join(missing)}")
+        unknown = sorted(data.keys() - known)
+        if unknown:
+            raise WeightsError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        try:
+            classes = tuple(ClassInfo(int(c["id"]), str(c["name"]), tuple(c["colour"]))
+                            for c in data["classes"])
+        except (KeyError, TypeError) as e:
+            raise WeightsError(f"{source}: each class needs id, name and colour ({e})") from None
+        values = dict(data, classes=classes, bands=tuple(data["bands"]),
+                      input_range=tuple(data["input_range"]), mean=tuple(data["mean"]),
+                      std=tuple(data["std"]))
+        return cls(**values)
+
+    @classmethod
+    def read(cls, path: str | Path) -> WeightsCard:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise WeightsError(f"{path}: weights card not found") from None
+        except json.JSONDecodeError as e:
+            raise WeightsError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(data, source=str(path))
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def build_model(self) -> nn.Module:
+        """The card's model with random weights (load weights into it with ``load_weights``)."""
+        return create_model(self.model, num_classes=self.num_classes, in_chans=len(self.bands),
+                            **self.model_kwargs)
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def shipped_weights_dir() -> Path:
+    """Folder of the weights shipped with the package (``weights/`` in the repository)."""
+    return Path(str(resources.files("lale_geo_weights")))
+
+
+def list_weights() -> list[str]:
+    """Names of the shipped weights."""
+    return sorted(p.stem for p in shipped_weights_dir().glob("*.json"))
+
+
+def resolve_weights(name_or_path: str | Path) -> tuple[Path, Path]:
+    """(safetensors path, card path) for a shipped weights name or a ``.safetensors``/``.json`` path."""
+    text = str(name_or_path)
+    if text in list_weights():
+        base = shipped_weights_dir() / text
+    elif text.endswith((".safetensors", ".json")):
+        base = Path(text).with_suffix("")
+    else:
+        raise WeightsError(f"{text!r} is neither shipped weights ({', '.join(list_weights()) or 'none'}) "
+                           "nor a .safetensors or .json path")
+    tensors, card = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    for p in (tensors, card):
+        if not p.is_file():
+            raise WeightsError(f"{p}: file not found (weights need both NAME.safetensors and NAME.json)")
+    return tensors, card
+
+
+def load_card(name_or_path: str | Path) -> WeightsCard:
+    """Read and validate the card of shipped or local weights (the weights file is not read)."""
+    return WeightsCard.read(resolve_weights(name_or_path)[1])
+
+
+def load_weights(name_or_path: str | Path = DEFAULT_WEIGHTS) -> tuple[nn.Module, WeightsCard]:
+    """The model of a card with its verified weights loaded, in eval mode.
+
+    Raises:
+        WeightsError: missing files, an invalid card, a checksum mismatch, or tensors that do not fit.
+    """
+    tensors, card_path = resolve_weights(name_or_path)
+    card = WeightsCard.read(card_path)
+    actual = sha256_of(tensors)
+    if actual != card.sha256:
+        raise WeightsError(f"{tensors}: sha256 {actual} does not match its card ({card.sha256}); "
+                           "the file is corrupt or belongs to other weights")
+    model = card.build_model()
+    try:
+        model.load_state_dict(load_file(str(tensors)), strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise WeightsError(f"{tensors}: tensors do not fit model {card.model!r}: {first}") from None
+    return model.eval(), card
+
+
+def save_weights(model: nn.Module, card_fields: dict[str, Any], base: str | Path) -> WeightsCard:
+    """Write ``base.safetensors`` and its card ``base.json`` (the sha256 is filled in here)."""
+    base = Path(base)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tensors = base.with_suffix(".safetensors")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(tensors))
+    card = WeightsCard.from_dict(dict(card_fields, sha256=sha256_of(tensors)), source=str(base))
+    card.write(base.with_suffix(".json"))
+    return card
+
+
+def dtype_size_mb(model: nn.Module) -> float:
+    """Size of the model's parameters and buffers in MB as stored (fp32 for our weights)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+
+

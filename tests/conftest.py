@@ -1,0 +1,27 @@
+"""Shared fixtures: paths to the real data in ../shared (tests skip with a reason when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures"
+DUBAI = SHARED / "data" / "dubai-aerial"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} (see DESIGN.md §5)")
+    return path
+
+
+@pytest.fixture
+def rasterio_fixtures() -> Path:
+    return need(FIXTURES / "rasterio")
+
+
+@pytest.fixture
+def dubai() -> Path:
+    return need(DUBAI)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from lale_geo.stitching import RowStitcher, labels_and_confidence, softmax
+from lale_geo.tiling import TileGrid, read_padded
+
+
+def stitch(image, tile, overlap, model):
+    grid = TileGrid(image.shape[1], image.shape[2], tile, overlap)
+    out = np.full((model(read_padded(image, next(grid.tiles()))).shape[0],) + image.shape[1:], np.nan,
+                  np.float32)
+    stitcher = RowStitcher(grid, out.shape[0])
+    peak = 0
+    for t in grid.tiles():
+        for band in stitcher.add(t, model(read_padded(image, t))):
+            out[:, band.y0:band.y0 + band.logits.shape[1]] = band.logits
+        peak = max(peak, stitcher._acc.nbytes)
+    return out, peak
+
+
+@pytest.mark.parametrize("shape,tile,overlap", [((3, 517, 389), 128, 32), ((3, 60, 45), 128, 32),
+                                                ((3, 300, 300), 100, 0), ((3, 1000, 64), 64, 48)])
+def test_identity_model_gives_back_its_input(shape, tile, overlap):
+    image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    out, _ = stitch(image, tile, overlap, lambda t: t)
+    np.testing.assert_allclose(out, image, atol=1e-5)
+
+
+def test_constant_model_gives_a_constant_map():
+    image = np.zeros((3, 333, 222), np.float32)
+    logits = np.array([0.1, 2.0, -1.0], np.float32)
+    out, _ = stitch(image, 96, 40, lambda t: np.broadcast_to(logits[:, None, None], t.shape).copy())
+    np.testing.assert_allclose(out, np.broadcast_to(logits[:, None, None], out.shape), atol=1e-5)
+
+
+def test_memory_does_not_grow_with_scene_height():
+    _, short = stitch(np.zeros((2, 200, 150), np.float32), 64, 16, lambda t: t)
+    _, tall = stitch(np.zeros((2, 2000, 150), np.float32), 64, 16, lambda t: t)
+    assert tall == short
+
+
+def test_out_of_order_tiles_are_refused():
+    grid = TileGrid(300, 300, 100, 20)
+    stitcher = RowStitcher(grid, 2)
+    last = list(grid.tiles())[-1]
+    with pytest.raises(ValueError, match="grid order"):
+        list(stitcher.add(last, np.zeros((2, 100, 100), np.float32)))
+
+
+def test_labels_and_confidence():
+    logits = np.array([[[0.0, 5.0]], [[1.0, 0.0]], [[0.5, 0.0]]], np.float32)  # (3, 1, 2)
+    labels, conf = labels_and_confidence(logits)
+    np.testing.assert_array_equal(labels, [[1, 0]])
+    np.testing.assert_allclose(conf, softmax(logits).max(0), rtol=1e-6)
