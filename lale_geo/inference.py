@@ -46,15 +46,19 @@ class TilePredictor:
         self._mean = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, -1, 1, 1)
         self._std = torch.tensor(std, device=self.device, dtype=torch.float32).view(1, -1, 1, 1)
 
-    def normalise(self, tiles: np.ndarray, scale: tuple[float, float]) -> torch.Tensor:
-        """(B, C, H, W) raw values -> normalised float32 tensor on the device."""
-        lo, hi = scale
+    def normalise(self, tiles: np.ndarray, scale: tuple) -> torch.Tensor:
+        """(B, C, H, W) raw values -> normalised float32 tensor on the device.
+
+        ``scale`` is (low, high), each a number or one value per band.
+        """
+        lo, hi = (torch.as_tensor(np.asarray(v, np.float32), device=self.device).reshape(1, -1, 1, 1)
+                  for v in scale)
         x = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device).float()
         x = ((x - lo) / (hi - lo)).clamp_(0.0, 1.0)
         return ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def __call__(self, tiles: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
         """Logits (B, classes, H, W) float32 of a batch of raw (B, bands, H, W) tiles."""
         x = self.normalise(tiles, scale)
         if self.device.type == "cuda":

@@ -1,15 +1,40 @@
-"""Orchestrators: compose tiling, inference and stitching over an image or a raster file."""
+"""Orchestrators: compose tiling, inference and stitching over an in-memory image or a raster file."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
+from . import __version__
+from .errors import InvalidInputError, LaleGeoError
 from .inference import TilePredictor
-from .stitching import RowStitcher
-from .tiling import TileGrid, read_padded
+from .io import (
+    OUTPUT_NODATA,
+    RasterWriter,
+    Scaling,
+    check_georeferencing,
+    check_output,
+    decide_scaling,
+    open_raster,
+    read_validity,
+    read_window,
+    select_bands,
+)
+from .stitching import Band, RowStitcher, labels_and_confidence, softmax
+from .tiling import Tile, TileGrid, read_padded
+from .weights import DEFAULT_WEIGHTS, WeightsCard, load_weights
+
+log = logging.getLogger(__name__)
 
 
-def predict_array(predictor: TilePredictor, image: np.ndarray, scale: tuple[float, float],
+def predict_array(predictor: TilePredictor, image: np.ndarray, scale: tuple,
                   tile_size: int, overlap: int, batch_size: int = 8) -> np.ndarray:
     """Blended logits (classes, H, W) of an in-memory (bands, H, W) image, tiled like a scene.
 
@@ -22,11 +47,235 @@ def predict_array(predictor: TilePredictor, image: np.ndarray, scale: tuple[floa
     tiles = list(grid.tiles())
     for start in range(0, len(tiles), batch_size):
         batch = tiles[start:start + batch_size]
-        stack = np.stack([read_padded(image, t) for t in batch])
-        if len(batch) < batch_size:
-            stack = np.concatenate([stack, np.repeat(stack[-1:], batch_size - len(batch), axis=0)])
-        logits = predictor(stack, scale)
+        logits = run_batch(predictor, [read_padded(image, t) for t in batch], scale, batch_size)
         for tile, tile_logits in zip(batch, logits):
             for band in stitcher.add(tile, tile_logits):
                 out[:, band.y0:band.y0 + band.logits.shape[1]] = band.logits
     return out
+
+
+def run_batch(predictor: Callable, tiles: Sequence[np.ndarray], scale: tuple, batch_size: int) -> np.ndarray:
+    """Logits of ``tiles``, padding the batch to ``batch_size`` so that shapes stay static."""
+    stack = np.stack(tiles)
+    if len(tiles) < batch_size:
+        stack = np.concatenate([stack, np.repeat(stack[-1:], batch_size - len(tiles), axis=0)])
+    return predictor(stack, scale)[:len(tiles)]
+
+
+@dataclass
+class PredictSummary:
+    """What a prediction run produced and measured."""
+
+    output: Path
+    width: int
+    height: int
+    tiles: int
+    tiles_computed: int
+    seconds: float
+    class_pixels: dict[str, int]
+    nodata_pixels: int
+    pixel_area: float | None
+    scaling: str
+    extra_outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def megapixels_per_second(self) -> float:
+        return self.width * self.height / 1e6 / self.seconds if self.seconds else float("nan")
+
+
+def _tags(card: WeightsCard, grid: TileGrid, scaling: Scaling, bands: list[int], engine: str) -> dict:
+    return {
+        "LALE_GEO_VERSION": __version__, "LALE_GEO_MODEL": card.model, "LALE_GEO_WEIGHTS": card.name,
+        "LALE_GEO_WEIGHTS_SHA256": card.sha256, "LALE_GEO_TILE_SIZE": grid.tile_size,
+        "LALE_GEO_OVERLAP": grid.overlap, "LALE_GEO_BANDS": ",".join(map(str, bands)),
+        "LALE_GEO_SCALING": scaling.describe(), "LALE_GEO_ENGINE": engine,
+        "LALE_GEO_CLASSES": json.dumps(card.class_names),
+        "LALE_GEO_UNTRAINED": "yes" if card.training.get("untrained") else "no",
+    }
+
+
+def _colormap(card: WeightsCard) -> dict:
+    colormap = {c.id: (*c.colour, 255) for c in card.classes}
+    colormap[OUTPUT_NODATA] = (0, 0, 0, 0)
+    return colormap
+
+
+def resolve_tiling(model, card: WeightsCard, tile_size: int | None, overlap: int | None) -> tuple[int, int]:
+    """Tile size and overlap: the card's by default; a custom tile size keeps the card's overlap ratio."""
+    if overlap is None:
+        overlap = card.overlap if tile_size is None else card.overlap * tile_size // card.tile_size
+    tile_size = tile_size or card.tile_size
+    multiple = getattr(model, "size_multiple", 32)
+    if tile_size % multiple:
+        raise InvalidInputError(f"--tile-size {tile_size}: must be a multiple of {multiple} for {card.model}")
+    if not 0 <= overlap < tile_size:
+        raise InvalidInputError(f"--overlap {overlap}: must be below the tile size ({tile_size})")
+    return tile_size, overlap
+
+
+def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = None,
+            model_and_card: tuple | None = None, bands: Sequence[int] | None = None,
+            scale: tuple[float, float] | None = None, tile_size: int | None = None,
+            overlap: int | None = None, batch_size: int = 8, device: str = "auto",
+            probabilities: str | Path | None = None, confidence: str | Path | None = None,
+            overwrite: bool = False, progress: Callable[[int], None] | None = None,
+            on_start: Callable[[int], None] | None = None) -> PredictSummary:
+    """Predict a land-cover COG for the raster ``src``, streaming rows so memory stays bounded.
+
+    Args:
+        src: any raster GDAL reads.
+        dst: output class raster (uint8, nodata 255, COG with colour table and provenance tags).
+        weights: shipped weights name or path (default: the shipped default weights).
+        model_and_card: an explicit (model, card), e.g. ``random_weights()``; overrides ``weights``.
+        bands: 1-based input bands in the card's order (default: from colour interpretation).
+        scale: raw (min, max) mapped to [0, 1] (default: decided once per scene, see ``decide_scaling``).
+        tile_size, overlap: tiling (default: the card's).
+        probabilities, confidence: optional extra outputs, uint8 percent (0-100), nodata 255.
+        progress: called with the number of tiles finished since the last call.
+        on_start: called once with the total number of tiles, before the first tile.
+    """
+    started = time.perf_counter()
+    outputs = [Path(p) for p in (dst, probabilities, confidence) if p is not None]
+    for path in outputs:
+        check_output(path, overwrite, inputs=[src])
+    if len(set(p.resolve() for p in outputs)) < len(outputs):
+        raise InvalidInputError(f"{dst}: the outputs must be different files")
+    model, card = model_and_card or load_weights(weights or DEFAULT_WEIGHTS)
+    if card.num_classes > 255:
+        raise InvalidInputError(f"{card.name}: more than 255 classes do not fit a uint8 map with nodata 255")
+    tile_size, overlap = resolve_tiling(model, card, tile_size, overlap)
+
+    with open_raster(src) as scene:
+        check_georeferencing(scene)
+        band_indexes = select_bands(scene, card.bands, bands)
+        scaling = decide_scaling(scene, band_indexes, card.input_range, scale)
+        # Raw values that normalise to exactly zero: what masked pixels are filled with.
+        fill = [lo + m * (hi - lo) for lo, hi, m in zip(scaling.low, scaling.high, card.mean)]
+        grid = TileGrid(scene.height, scene.width, tile_size, overlap)
+        if on_start:
+            on_start(len(grid))
+        predictor = TilePredictor(model, card.mean, card.std, device)
+        tags = _tags(card, grid, scaling, band_indexes, f"torch-{predictor.device.type}")
+        profile = {"width": scene.width, "height": scene.height, "crs": scene.crs,
+                   "transform": scene.transform, "dtype": "uint8", "nodata": OUTPUT_NODATA}
+        writers: list[RasterWriter] = []
+        try:
+            classes_out = RasterWriter(dst, dict(profile, count=1), colormap=_colormap(card), tags=tags,
+                                       band_descriptions=["land cover class"])
+            writers.append(classes_out)
+            probs_out = conf_out = None
+            if probabilities:
+                probs_out = RasterWriter(probabilities, dict(profile, count=card.num_classes),
+                                         tags=dict(tags, LALE_GEO_UNITS="percent"),
+                                         band_descriptions=card.class_names, overview_resampling="AVERAGE")
+                writers.append(probs_out)
+            if confidence:
+                conf_out = RasterWriter(confidence, dict(profile, count=1),
+                                        tags=dict(tags, LALE_GEO_UNITS="percent"),
+                                        band_descriptions=["top-1 probability"], overview_resampling="AVERAGE")
+                writers.append(conf_out)
+
+            counts = np.zeros(256, np.int64)
+
+            def emit(band: Band) -> None:
+                rows = band.logits.shape[1]
+                valid = read_validity(scene, band_indexes, band.y0, rows)
+                labels, top_prob = labels_and_confidence(band.logits)
+                labels[~valid] = OUTPUT_NODATA
+                counts[:] += np.bincount(labels.ravel(), minlength=256)
+                classes_out.write_rows(band.y0, labels)
+                if probs_out is not None:
+                    percent = np.rint(softmax(band.logits) * 100).astype(np.uint8)
+                    percent[:, ~valid] = OUTPUT_NODATA
+                    probs_out.write_rows(band.y0, percent)
+                if conf_out is not None:
+                    percent = np.rint(top_prob * 100).astype(np.uint8)
+                    percent[~valid] = OUTPUT_NODATA
+                    conf_out.write_rows(band.y0, percent)
+
+            computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
+                                  progress)
+            nodata = int(counts[OUTPUT_NODATA])
+            if computed == 0:
+                warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
+            for w in writers:
+                w.update_tags(LALE_GEO_SECONDS=f"{time.perf_counter() - started:.1f}")
+                w.commit()
+        except BaseException:
+            for w in writers:
+                w.abort()
+            raise
+        pixel_area = abs(scene.transform.a * scene.transform.e) if scene.crs and scene.crs.is_projected else None
+        return PredictSummary(
+            output=Path(dst), width=scene.width, height=scene.height, tiles=len(grid), tiles_computed=computed,
+            seconds=time.perf_counter() - started,
+            class_pixels={c.name: int(counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
+            pixel_area=pixel_area, scaling=scaling.describe(), extra_outputs=outputs[1:])
+
+
+def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,
+               predictor: TilePredictor, batch_size: int, emit: Callable[[Band], None],
+               progress: Callable[[int], None] | None) -> int:
+    """Read, batch, predict and stitch every tile in grid order; fully masked tiles are skipped.
+    Returns the number of tiles computed."""
+    stitcher = RowStitcher(grid, predictor.num_classes)
+    scale = (np.asarray(scaling.low), np.asarray(scaling.high))
+    queue: list[tuple[Tile, np.ndarray | None]] = []  # grid order; None = skipped tile
+    computed = 0
+
+    def flush() -> None:
+        nonlocal computed
+        todo = [(t, d) for t, d in queue if d is not None]
+        logits = iter(())
+        if todo:
+            try:
+                logits = iter(run_batch(predictor, [d for _, d in todo], scale, batch_size))
+            except Exception as e:
+                windows = ", ".join(f"(row {t.y0}, col {t.x0}, {t.size} px)" for t, _ in todo)
+                raise LaleGeoError(f"prediction failed for tiles at {windows}: {e}") from e
+            computed += len(todo)
+        for tile, data in queue:
+            bands_done = stitcher.add(tile, next(logits)) if data is not None else stitcher.skip(tile)
+            for band in bands_done:
+                emit(band)
+        if progress:
+            progress(len(queue))
+        queue.clear()
+
+    for tile in grid.tiles():
+        data, valid = read_window(scene, bands, tile.y0, tile.x0, tile.size, fill)
+        queue.append((tile, data if valid.any() else None))
+        if sum(d is not None for _, d in queue) == batch_size:
+            flush()
+    flush()
+    return computed
+
+
+def predict_region(predictor: TilePredictor, pixels: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                   grid: TileGrid, region: tuple[int, int, int, int], scale: tuple, fill: Sequence[float],
+                   batch_size: int = 8) -> np.ndarray:
+    """Blended logits (classes, h, w) of the scene ``region`` = (y0, x0, h, w), from ``pixels``, a
+    (bands, ...) cut of the scene starting at ``origin`` = (y, x) that holds every tile meeting the region.
+
+    Every grid tile that meets the region is run and weighted exactly as in a whole-scene run, so blocks
+    computed independently (Dask, a cluster) equal the streamed result. Fully masked tiles are skipped.
+    """
+    ry, rx, rh, rw = region
+    oy, ox = origin
+    pixels = np.where(valid[None], pixels, np.asarray(fill, pixels.dtype)[:, None, None])
+    acc = np.zeros((predictor.num_classes, rh, rw), np.float32)
+    todo = []
+    for t in grid.tiles():
+        if t.y0 < ry + rh and t.y0 + t.size > ry and t.x0 < rx + rw and t.x0 + t.size > rx:
+            local = Tile(t.row, t.col, t.y0 - oy, t.x0 - ox, t.size)
+            if valid[local.window].any():
+                todo.append((t, read_padded(pixels, local)))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        for (t, _), logits in zip(batch, run_batch(predictor, [d for _, d in batch], scale, batch_size)):
+            # the part of the tile inside both the region and the scene
+            y0, y1 = max(t.y0, ry), min(t.y0 + t.size, ry + rh, grid.height)
+            x0, x1 = max(t.x0, rx), min(t.x0 + t.size, rx + rw, grid.width)
+            w = grid.weights(t)[y0 - t.y0:y1 - t.y0, x0 - t.x0:x1 - t.x0]
+            acc[:, y0 - ry:y1 - ry, x0 - rx:x1 - rx] += logits[:, y0 - t.y0:y1 - t.y0, x0 - t.x0:x1 - t.x0] * w
+    return acc

@@ -76,13 +76,26 @@ class RowStitcher:
         return band
 
 
+def argmax_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids (first maximum, like ``np.argmax``) and the top logit of (C, H, W) logits.
+
+    One contiguous pass per class instead of a strided reduction over axis 0 (several times faster).
+    """
+    labels = np.zeros(logits.shape[1:], np.uint8 if len(logits) <= 256 else np.uint16)
+    top = logits[0].copy()
+    for c in range(1, len(logits)):
+        better = logits[c] > top
+        labels[better] = c
+        np.maximum(top, logits[c], out=top)
+    return labels, top
+
+
 def labels_and_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class ids (argmax over axis 0) and the top-1 softmax probability of (C, H, W) logits."""
-    labels = np.argmax(logits, axis=0)
-    top = np.take_along_axis(logits, labels[None], axis=0)[0]
+    """Class ids and the top-1 softmax probability of (C, H, W) logits."""
+    labels, top = argmax_classes(logits)
     # top-1 probability = 1 / sum_c exp(l_c - l_top), stable because every exponent is <= 0.
     confidence = 1.0 / np.exp(logits - top).sum(axis=0)
-    return labels.astype(np.int64), confidence.astype(np.float32)
+    return labels, confidence.astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -210,3 +210,23 @@ def dtype_size_mb(model: nn.Module) -> float:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
 
 
+
+
+def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) -> tuple[nn.Module, WeightsCard]:
+    """An untrained model and a card that says so (for benchmarks and tests; outputs are stamped)."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save
+
+    torch.manual_seed(seed)
+    net = create_model(model, num_classes=num_classes).eval()
+    digest = hashlib.sha256(save({k: v.contiguous() for k, v in net.state_dict().items()})).hexdigest()
+    rng = np.random.default_rng(seed)
+    card = WeightsCard(
+        name=f"untrained-{model}", model=model,
+        classes=tuple(ClassInfo(i, f"class {i}", tuple(int(v) for v in rng.integers(0, 256, 3)))
+                      for i in range(num_classes)),
+        bands=("red", "green", "blue"), input_range=(0, 255), mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225), tile_size=512, overlap=128, license="n/a", sha256=digest,
+        training={"untrained": True, "seed": seed})
+    return net, card

@@ -36,9 +36,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def _register_commands() -> None:
-    from . import evaluate, models, train
+    from . import evaluate, models, predict, train
 
-    for module in (models, train, evaluate):
+    for module in (models, predict, train, evaluate):
         cli.add_command(module.command)
 
 

@@ -30,3 +30,5 @@ data_option = click.option("--data", "data_root", required=True,
 classes_option = click.option("--classes", default=None, metavar="NAME|PATH",
                               help="Class table: a shipped name (dubai-aerial, aras400k) or a JSON path "
                                    "(default: DATA/classes.json, or the shipped table named like DATA).")
+
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")

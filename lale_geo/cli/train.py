@@ -11,7 +11,7 @@ import click
 from ..datasets import load_split, resolve_class_table
 from ..errors import OutputExistsError
 from ..training import TrainConfig, Trainer, card_fields_for
-from .options import classes_option, data_option
+from .options import classes_option, data_option, overwrite_option
 
 
 @click.command("train")
@@ -35,7 +35,7 @@ from .options import classes_option, data_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch threads (default: all cores).")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
-@click.option("--overwrite", is_flag=True, help="Replace existing OUT.* files.")
+@overwrite_option
 def command(data_root, classes, model, out, train_split, val_split, crop, batch_size, lr, max_steps,
             time_budget, val_every, tile_size, overlap, seed, threads, resume, overwrite) -> None:
     """Train MODEL on DATA and keep the weights that score best on the validation split."""

@@ -1,0 +1,98 @@
+"""``lale-geo predict``: a land-cover COG from a raster scene."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+from ..pipeline import PredictSummary, predict
+from ..weights import random_weights
+from .options import (
+    batch_size_option,
+    device_option,
+    overlap_option,
+    overwrite_option,
+    tile_size_option,
+    weights_option,
+)
+
+
+def parse_ints(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected comma-separated integers like 3,2,1") from None
+
+
+def parse_range(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected MIN,MAX like 0,3000") from None
+    return lo, hi
+
+
+def format_summary(s: PredictSummary) -> str:
+    lines = [f"wrote {s.output}: {s.width} x {s.height} px, {s.tiles} tiles ({s.tiles_computed} computed) "
+             f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s); scaling {s.scaling}"]
+    total = sum(s.class_pixels.values())
+    for name, n in s.class_pixels.items():
+        share = 100 * n / total if total else 0.0
+        area = f"{n * s.pixel_area / 1e4:>12.1f} ha" if s.pixel_area else ""
+        lines.append(f"  {name:<28}{n:>12} px {share:6.2f} %{area}")
+    lines.append(f"  {'nodata':<28}{s.nodata_pixels:>12} px")
+    lines += [f"also wrote {p}" for p in s.extra_outputs]
+    return "\n".join(lines)
+
+
+@click.command("predict")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", "dst", required=True, type=click.Path(dir_okay=False),
+              help="Output class raster (COG).")
+@weights_option
+@click.option("--random-weights", "random_model", default=None, metavar="MODEL",
+              help="Use an untrained MODEL instead of weights (benchmarks and tests; the output is stamped "
+                   "LALE_GEO_UNTRAINED=yes).")
+@click.option("--bands", callback=parse_ints, default=None, metavar="B,G,R...",
+              help="1-based input bands in the weights' order, e.g. 3,2,1 (default: from colour "
+                   "interpretation).")
+@click.option("--scale", callback=parse_range, default=None, metavar="MIN,MAX",
+              help="Raw values mapped to the model's range (default: decided once per scene).")
+@tile_size_option
+@overlap_option
+@batch_size_option
+@device_option
+@click.option("--probabilities", type=click.Path(dir_okay=False), default=None,
+              help="Also write per-class probabilities (uint8 percent, nodata 255).")
+@click.option("--confidence", type=click.Path(dir_okay=False), default=None,
+              help="Also write the top-1 probability (uint8 percent, nodata 255).")
+@overwrite_option
+@click.pass_context
+def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
+            probabilities, confidence, overwrite) -> None:
+    """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
+    quiet = ctx.obj.get("verbosity", 0) < 0
+    model_and_card = random_weights(random_model) if random_model else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with click.progressbar(length=1, label="tiles", file=sys.stderr,
+                               show_pos=True, hidden=quiet or not sys.stderr.isatty()) as bar:
+            def progress(n: int) -> None:
+                bar.update(n)
+
+            # The grid size is known only once the scene is open: let the first call size the bar.
+            summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
+                              scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                              device=device, probabilities=probabilities, confidence=confidence,
+                              overwrite=overwrite, progress=progress,
+                              on_start=lambda tiles: setattr(bar, "length", tiles))
+    for w in caught:
+        click.echo(f"Warning: {w.message}", err=True)
+    if not quiet:
+        click.echo(format_summary(summary))

@@ -1,0 +1,233 @@
+"""Raster input and output: open and validate scenes, pick bands, masks, value scaling, windowed
+reads with reflect padding, and atomic COG writers (no torch here)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from .errors import InvalidInputError, OutputExistsError, RasterIOError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NODATA = 255
+_COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
+
+
+def open_raster(path: str | Path) -> rasterio.DatasetReader:
+    """Open a raster for reading, with one-line errors for missing, non-raster or corrupt files."""
+    path = Path(path)
+    if not path.exists():
+        raise RasterIOError(f"{path}: file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            return rasterio.open(path)
+        except RasterioIOError as e:
+            raise RasterIOError(f"{path}: not a readable raster ({str(e).splitlines()[0]})") from None
+
+
+def check_georeferencing(src: rasterio.DatasetReader) -> None:
+    """Refuse rotated/sheared grids (the output would be misplaced); warn about missing/geographic CRS."""
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported; "
+                                "warp it to a north-up grid first (gdalwarp)")
+    if src.crs is None:
+        warnings.warn(f"{src.name}: no CRS; the output keeps the pixel grid without one", stacklevel=2)
+    elif src.crs.is_geographic:
+        warnings.warn(f"{src.name}: geographic CRS ({src.crs}); pixels are not square on the ground, "
+                      "which the model was not trained for", stacklevel=2)
+
+
+def select_bands(src: rasterio.DatasetReader, card_bands: Sequence[str],
+                 bands: Sequence[int] | None = None) -> list[int]:
+    """1-based band indexes feeding the model, in the card's order.
+
+    Explicit ``bands`` win; otherwise colour interpretation maps red/green/blue; otherwise the first
+    non-alpha bands are taken when their number matches the card.
+    """
+    need = len(card_bands)
+    if bands is not None:
+        bad = [b for b in bands if not 1 <= b <= src.count]
+        if bad:
+            raise InvalidInputError(f"{src.name}: --bands {','.join(map(str, bands))} names band(s) "
+                                    f"{bad} but the file has {src.count}")
+        if len(bands) != need:
+            raise InvalidInputError(f"{src.name}: --bands gives {len(bands)} band(s), the weights need "
+                                    f"{need} ({', '.join(card_bands)})")
+        return list(bands)
+    interp = list(src.colorinterp)
+    if all(name in _COLOUR_NAMES for name in card_bands) and all(
+            _COLOUR_NAMES[name] in interp for name in card_bands):
+        return [interp.index(_COLOUR_NAMES[name]) + 1 for name in card_bands]
+    data_bands = [i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha]
+    if len(data_bands) == need:
+        return data_bands
+    raise InvalidInputError(f"{src.name}: {len(data_bands)} data band(s) but the weights need {need} "
+                            f"({', '.join(card_bands)}); choose them with --bands, e.g. --bands 3,2,1")
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Raw value range per band mapped to [0, 1] before normalisation, decided once per scene."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    rule: str
+
+    def describe(self) -> str:
+        pairs = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.low, self.high))
+        return f"{self.rule}: {pairs}"
+
+
+def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_range: Sequence[float],
+                   scale: tuple[float, float] | None = None, sample_size: int = 1024) -> Scaling:
+    """Per-scene value scaling: ``--scale`` if given; the card's range for data already in it (uint8 for
+    an 8-bit model); otherwise per-band 2-98 % percentiles of valid pixels from a decimated read (GDAL
+    serves it from overviews when the file has them)."""
+    n = len(bands)
+    if scale is not None:
+        lo, hi = scale
+        if not lo < hi:
+            raise InvalidInputError(f"--scale {lo},{hi}: MIN must be below MAX")
+        return Scaling((lo,) * n, (hi,) * n, "user --scale")
+    lo, hi = input_range
+    if src.dtypes[bands[0] - 1] == "uint8" and (lo, hi) == (0, 255):
+        return Scaling((0.0,) * n, (255.0,) * n, "uint8 as is")
+    factor = max(src.width, src.height) / sample_size
+    shape = (n, max(1, round(src.height / max(factor, 1))), max(1, round(src.width / max(factor, 1))))
+    sample = src.read(bands, out_shape=shape, masked=True).astype(np.float64)
+    data = np.ma.masked_invalid(sample)
+    low, high = [], []
+    for band in data:
+        valid = band.compressed()
+        if valid.size == 0:
+            return Scaling((0.0,) * n, (1.0,) * n, "no valid pixels")
+        p2, p98 = np.percentile(valid, [2, 98])
+        low.append(float(p2))
+        high.append(float(p98) if p98 > p2 else float(p2) + 1.0)
+    return Scaling(tuple(low), tuple(high), f"per-band 2-98 % percentiles of a {shape[2]}x{shape[1]} read")
+
+
+def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,
+                fill: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(bands, size, size) float32 pixels and (size, size) validity of a tile that may run past the scene.
+
+    Invalid pixels (nodata, alpha, GDAL mask, NaN) are set to ``fill`` (values that normalise to zero),
+    so they do not push the network; the part past the scene is reflect-padded.
+    """
+    h, w = min(size, src.height - y0), min(size, src.width - x0)
+    window = Window(x0, y0, w, h)
+    try:
+        data = src.read(bands, window=window).astype(np.float32)
+        valid = src.dataset_mask(window=window) > 0
+    except RasterioIOError as e:
+        raise RasterIOError(f"{src.name}: read failed at row {y0}, col {x0} ({h}x{w} px); the file is "
+                            f"corrupt or truncated ({str(e).splitlines()[0]})") from None
+    if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    fill_values = np.asarray(fill, np.float32)[:, None, None]
+    data = np.where(valid[None], data, fill_values)
+    if h < size or w < size:
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        data = np.pad(data, ((0, 0), (0, size - h), (0, size - w)), mode=mode)
+        valid = np.pad(valid, ((0, size - h), (0, size - w)), mode=mode)
+    return data, valid
+
+
+def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, rows: int) -> np.ndarray:
+    """(rows, width) validity of full-width scene rows."""
+    window = Window(0, y0, src.width, rows)
+    try:
+        valid = src.dataset_mask(window=window) > 0
+        if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
+            valid &= np.isfinite(src.read(bands, window=window)).all(axis=0)
+    except RasterioIOError as e:
+        raise RasterIOError(f"{src.name}: read failed at rows {y0}-{y0 + rows}; the file is corrupt or "
+                            f"truncated ({str(e).splitlines()[0]})") from None
+    return valid
+
+
+def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
+    """Refuse an output that equals an input, sits in a missing/unwritable folder, or exists already."""
+    path = Path(path)
+    if any(path.resolve() == Path(other).resolve() for other in inputs):
+        raise InvalidInputError(f"{path}: output is the input file; choose another output path")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInputError(f"{path}: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"{path}: output folder {folder} is not writable")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: exists; pass --overwrite to replace it")
+    return path
+
+
+class RasterWriter:
+    """Writes rows of a raster to a hidden temporary file beside the target, then publishes it as a
+    COG (tiled, compressed, overviews) under the final name in one rename. Until ``commit`` nothing
+    exists under the final name; ``abort`` removes the temporary files."""
+
+    def __init__(self, path: str | Path, profile: dict, *, colormap: dict | None = None,
+                 tags: dict | None = None, band_descriptions: Sequence[str] = (),
+                 overview_resampling: str = "MODE", compress: str = "DEFLATE") -> None:
+        self.path = Path(path)
+        token = uuid.uuid4().hex[:8]
+        self._tmp = self.path.with_name(f".{self.path.name}.{token}.part.tif")
+        self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
+        self._overview_resampling = overview_resampling
+        self._compress = compress
+        # Untiled strips with fast ZSTD: rows are written in order, so strips never re-read.
+        profile = dict(profile, driver="GTiff", tiled=False, compress="ZSTD", zstd_level=1,
+                       blockysize=16, BIGTIFF="IF_SAFER")
+        profile.pop("blockxsize", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._dst = rasterio.open(self._tmp, "w", **profile)
+        if colormap:
+            self._dst.write_colormap(1, colormap)
+        if tags:
+            self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        for i, description in enumerate(band_descriptions, start=1):
+            self._dst.set_band_description(i, description)
+
+    def write_rows(self, y0: int, data: np.ndarray) -> None:
+        """Write (bands, rows, width) or (rows, width) data starting at scene row ``y0``."""
+        data = data if data.ndim == 3 else data[None]
+        self._dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
+
+    def update_tags(self, **tags) -> None:
+        self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
+
+    def commit(self) -> Path:
+        self._dst.close()
+        try:
+            rasterio.shutil.copy(self._tmp, self._cog, driver="COG", COMPRESS=self._compress,
+                                 BLOCKSIZE=512, OVERVIEW_RESAMPLING=self._overview_resampling,
+                                 NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
+            os.replace(self._cog, self.path)
+        finally:
+            self._cleanup()
+        return self.path
+
+    def abort(self) -> None:
+        if not self._dst.closed:
+            self._dst.close()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for p in (self._tmp, self._cog):
+            p.unlink(missing_ok=True)
