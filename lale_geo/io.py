@@ -161,6 +161,30 @@ def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, ro
     return valid
 
 
+def _read_mask_block(path: str, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    with open_raster(path) as src:
+        return src.dataset_mask(window=Window(x0, y0, w, h)) > 0
+
+
+def lazy_dataset_mask(path: str | Path, block_size: int = 2048):
+    """GDAL's dataset mask (nodata, alpha, internal mask) of ``path`` as a lazy (y, x) Dask bool array."""
+    import dask
+    import dask.array as dsa
+
+    with open_raster(path) as src:
+        H, W = src.height, src.width
+    rows = []
+    for y0 in range(0, H, block_size):
+        h = min(block_size, H - y0)
+        row = []
+        for x0 in range(0, W, block_size):
+            w = min(block_size, W - x0)
+            task = dask.delayed(_read_mask_block)(str(path), y0, x0, h, w)
+            row.append(dsa.from_delayed(task, shape=(h, w), dtype=bool))
+        rows.append(row)
+    return dsa.block(rows)
+
+
 def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
     """Refuse an output that equals an input, sits in a missing/unwritable folder, or exists already."""
     path = Path(path)

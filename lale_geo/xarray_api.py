@@ -46,7 +46,8 @@ def _scene_scale(pixels: np.ndarray, nodata, card: WeightsCard, scale) -> tuple[
     """Per-band (low, high), decided once per scene like ``io.decide_scaling`` (from a decimated sample)."""
     n = pixels.shape[0]
     if scale is not None:
-        return np.full(n, scale[0], np.float64), np.full(n, scale[1], np.float64)
+        return (np.broadcast_to(np.asarray(scale[0], np.float64), (n,)),
+                np.broadcast_to(np.asarray(scale[1], np.float64), (n,)))
     if pixels.dtype == np.uint8 and tuple(card.input_range) == (0, 255):
         return np.zeros(n), np.full(n, 255.0)
     valid = _valid_mask(pixels, nodata)
@@ -56,8 +57,8 @@ def _scene_scale(pixels: np.ndarray, nodata, card: WeightsCard, scale) -> tuple[
     return lo, np.where(hi > lo, hi, lo + 1.0)
 
 
-def _segment_block(pixels, scale, *, source, device, mean, grid, region, origin, nodata, batch_size,
-                   probabilities):
+def _segment_block(pixels, scale, mask=None, *, source, device, mean, grid, region, origin, nodata, batch_size,
+                   output):
     """Classes or probabilities of one output block (runs in a Dask task)."""
     if isinstance(source, str):
         predictor = _cached_predictor(source, device)
@@ -67,11 +68,15 @@ def _segment_block(pixels, scale, *, source, device, mean, grid, region, origin,
     lo, hi = scale
     fill = [lo_b + m * (hi_b - lo_b) for lo_b, hi_b, m in zip(lo, hi, mean)]
     valid = _valid_mask(pixels, nodata)
+    if mask is not None:
+        valid &= np.asarray(mask, bool)
     logits = predict_region(predictor, pixels.astype(np.float32), valid, origin, grid, region, (lo, hi), fill,
                             batch_size)
     ry, rx, rh, rw = region
     core_valid = valid[ry - origin[0]:ry - origin[0] + rh, rx - origin[1]:rx - origin[1] + rw]
-    if probabilities:
+    if output == "logits":
+        return logits
+    if output == "probabilities":
         probs = softmax(logits)
         probs[:, ~core_valid] = np.nan
         return probs
@@ -83,7 +88,8 @@ def _segment_block(pixels, scale, *, source, device, mean, grid, region, origin,
 def segment(da: xr.DataArray, weights: str | None = None, *, model: tuple[nn.Module, WeightsCard] | None = None,
             bands: Sequence[int] | None = None, scale: tuple[float, float] | None = None,
             tile_size: int | None = None, overlap: int | None = None, batch_size: int = 8,
-            device: str = "auto", probabilities: bool = False, block_size: int = 2048) -> xr.DataArray:
+            device: str = "auto", probabilities: bool = False, block_size: int = 2048,
+            mask: xr.DataArray | np.ndarray | None = None) -> xr.DataArray:
     """Land-cover classes (or per-class probabilities) of a (band, y, x) DataArray.
 
     Args:
@@ -91,10 +97,13 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: tuple[nn.Mod
         weights: shipped weights name or path (default: the shipped default weights).
         model: an explicit (model, card) pair instead of ``weights`` (e.g. ``random_weights()``).
         bands: 1-based positions along ``band`` in the weights' order (default: all, if they match).
-        scale: raw (min, max) mapped to [0, 1]; default as ``lale-geo predict`` decides it per scene.
+        scale: raw (min, max) mapped to [0, 1], numbers or one per band; default as ``lale-geo predict``
+            decides it per scene.
         tile_size, overlap, batch_size, device: as for ``lale-geo predict``.
         probabilities: return (class, y, x) float32 probabilities (NaN on nodata) instead of class ids.
         block_size: output block edge in pixels (Dask chunk size of the result).
+        mask: optional (y, x) validity (True = valid), e.g. from an alpha band or a GDAL mask; nodata
+            values and NaN are always masked.
 
     Returns:
         uint8 class ids (nodata 255) with the input's y/x coordinates, CRS and transform and attrs
@@ -105,6 +114,19 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: tuple[nn.Mod
         >>> classes = lale_geo.segment(da)          # lazy
         >>> classes.rio.to_raster("landcover.tif")  # computes
     """
+    return segment_as(da, "probabilities" if probabilities else "classes", weights, model=model, bands=bands,
+                      scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device,
+                      block_size=block_size, mask=mask)
+
+
+def segment_as(da: xr.DataArray, output: str, weights: str | None = None, *,
+               model: tuple[nn.Module, WeightsCard] | None = None, bands: Sequence[int] | None = None,
+               scale=None, tile_size: int | None = None, overlap: int | None = None, batch_size: int = 8,
+               device: str = "auto", block_size: int = 2048, mask=None) -> xr.DataArray:
+    """``segment`` with the output chosen by name: "classes", "probabilities" or "logits" (float32,
+    classes first, not masked; what ``lale-geo predict --scheduler`` streams to its writers)."""
+    if output not in ("classes", "probabilities", "logits"):
+        raise ValueError(f"unknown output {output!r}")
     if da.ndim != 3 or da.dims[0] != "band":
         raise InvalidInputError(f"segment expects dims (band, y, x), got {da.dims}")
     if model is not None:
@@ -124,6 +146,11 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: tuple[nn.Mod
     nodata = da.rio.nodata if hasattr(da, "rio") else da.attrs.get("_FillValue")
     data = da.data
     lazy = isinstance(data, dsa.Array)
+    mask_data = None if mask is None else getattr(mask, "data", mask)
+    if mask_data is not None and tuple(mask_data.shape) != (H, W):
+        raise InvalidInputError(f"segment: mask shape {tuple(mask_data.shape)} differs from the image's {(H, W)}")
+    if mask_data is not None and not lazy:
+        mask_data = np.asarray(mask_data)
 
     if lazy:
         step = max(1, int(np.ceil(max(H, W) / 1024)))
@@ -136,37 +163,36 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: tuple[nn.Mod
     if lazy and not isinstance(source, str):
         source = dask.delayed(source)  # ship an in-memory model once, not once per block
     common = dict(source=source, device=device, mean=card.mean, grid=grid, nodata=nodata,
-                  batch_size=batch_size, probabilities=probabilities)
-    out_dtype = np.float32 if probabilities else np.uint8
-    lead = (card.num_classes,) if probabilities else ()
+                  batch_size=batch_size, output=output)
+    per_class = output != "classes"
+    out_dtype = np.float32 if per_class else np.uint8
+    lead = (card.num_classes,) if per_class else ()
 
     def block(y0: int, x0: int, h: int, w: int):
         ey0, ex0 = max(y0 - tile_size, 0), max(x0 - tile_size, 0)
         ey1, ex1 = min(y0 + h + tile_size, H), min(x0 + w + tile_size, W)
         kwargs = dict(common, region=(y0, x0, h, w), origin=(ey0, ex0))
         cut = data[:, ey0:ey1, ex0:ex1]
+        mask_cut = None if mask_data is None else mask_data[ey0:ey1, ex0:ex1]
         if not lazy:
-            return _segment_block(cut, scale_value, **kwargs)
-        task = dask.delayed(_segment_block)(cut, scale_value, **kwargs)
+            return _segment_block(cut, scale_value, mask_cut, **kwargs)
+        task = dask.delayed(_segment_block)(cut, scale_value, mask_cut, **kwargs)
         return dsa.from_delayed(task, shape=lead + (h, w), dtype=out_dtype)
 
     ys = list(range(0, H, block_size))
     xs = list(range(0, W, block_size))
     rows = [[block(y, x, min(block_size, H - y), min(block_size, W - x)) for x in xs] for y in ys]
-    if lazy:
-        result = dsa.block([[[b] for b in row] for row in rows] if probabilities else rows)
-    else:
-        result = np.block([[b for b in row] for row in rows]) if not probabilities else \
-            np.concatenate([np.concatenate(row, axis=2) for row in rows], axis=1)
+    xp = dsa if lazy else np
+    result = xp.concatenate([xp.concatenate(row, axis=-1) for row in rows], axis=-2)
 
-    dims = ("class", "y", "x") if probabilities else ("y", "x")
+    dims = ("class", "y", "x") if per_class else ("y", "x")
     coords = {k: v for k, v in da.coords.items() if set(v.dims) <= {"y", "x"}}
-    if probabilities:
+    if per_class:
         coords["class"] = card.class_names
-    out = xr.DataArray(result, dims=dims, coords=coords, name="probability" if probabilities else "land_cover")
+    out = xr.DataArray(result, dims=dims, coords=coords, name={"classes": "land_cover"}.get(output, output))
     out.attrs.update(class_names=card.class_names, class_colours=[list(c.colour) for c in card.classes],
                      weights=card.name, weights_sha256=card.sha256, tile_size=tile_size, overlap=overlap)
-    if not probabilities:
+    if not per_class:
         out.attrs["_FillValue"] = OUTPUT_NODATA
     if hasattr(da, "rio") and da.rio.crs is not None:
         out = out.rio.write_crs(da.rio.crs)

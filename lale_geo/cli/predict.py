@@ -39,7 +39,8 @@ def parse_range(ctx, param, value: str | None):
 
 
 def format_summary(s: PredictSummary) -> str:
-    lines = [f"wrote {s.output}: {s.width} x {s.height} px, {s.tiles} tiles ({s.tiles_computed} computed) "
+    computed = "on a cluster" if s.tiles_computed is None else f"{s.tiles_computed} computed"
+    lines = [f"wrote {s.output}: {s.width} x {s.height} px, {s.tiles} tiles ({computed}) "
              f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s); scaling {s.scaling}"]
     total = sum(s.class_pixels.values())
     for name, n in s.class_pixels.items():
@@ -72,10 +73,12 @@ def format_summary(s: PredictSummary) -> str:
               help="Also write per-class probabilities (uint8 percent, nodata 255).")
 @click.option("--confidence", type=click.Path(dir_okay=False), default=None,
               help="Also write the top-1 probability (uint8 percent, nodata 255).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, overwrite) -> None:
+            probabilities, confidence, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     model_and_card = random_weights(random_model) if random_model else None
@@ -90,7 +93,7 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
                               scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                               device=device, probabilities=probabilities, confidence=confidence,
-                              overwrite=overwrite, progress=progress,
+                              overwrite=overwrite, progress=progress, scheduler=scheduler,
                               on_start=lambda tiles: setattr(bar, "length", tiles))
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)

@@ -1,0 +1,244 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from helpers import ConstantModel, LocalModel, card_for
+from rasterio.transform import Affine
+
+from lale_geo.errors import InvalidInputError, OutputExistsError, RasterIOError
+from lale_geo.io import OUTPUT_NODATA
+from lale_geo.pipeline import predict
+from lale_geo.weights import list_weights, load_weights
+
+
+def untiled_labels(model, card, pixels):
+    """Reference: the model on the whole normalised scene at once."""
+    x = torch.from_numpy(pixels.astype(np.float32) / 255)
+    mean, std = torch.tensor(card.mean).view(3, 1, 1), torch.tensor(card.std).view(3, 1, 1)
+    with torch.inference_mode():
+        return model(((x - mean) / std)[None])[0].numpy().argmax(0)
+
+
+def write_scene(path, pixels, nodata=None, crs="EPSG:32633", transform=Affine(2, 0, 500000, 0, -2, 6000000)):
+    with rasterio.open(path, "w", driver="GTiff", width=pixels.shape[2], height=pixels.shape[1], count=3,
+                       dtype="uint8", crs=crs, transform=transform, nodata=nodata) as dst:
+        dst.write(pixels)
+    return path
+
+
+@pytest.fixture
+def scene(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (3, 37, 29)).astype(np.float32)
+    pixels = np.stack([np.kron(b, np.ones((8, 8)))[:290, :225] for b in base]).astype(np.uint8)
+    return write_scene(tmp_path / "scene.tif", pixels), pixels
+
+
+def test_per_pixel_model_equals_the_untiled_result(scene, tmp_path):
+    path, pixels = scene
+    model, card = LocalModel(4, radius=0), card_for(4, 64, 24)
+    predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", batch_size=3)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        np.testing.assert_array_equal(out.read(1), untiled_labels(model, card, pixels))
+
+
+def test_constant_model_gives_a_constant_map(scene, tmp_path):
+    path, _ = scene
+    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), device="cpu")
+    with rasterio.open(tmp_path / "c.tif") as out:
+        assert (out.read(1) == 1).all()
+
+
+def test_output_is_a_georeferenced_cog_with_colours_and_provenance(scene, tmp_path):
+    path, _ = scene
+    model, card = LocalModel(4), card_for(4, 64, 16)
+    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu",
+                      probabilities=tmp_path / "p.tif", confidence=tmp_path / "c.tif")
+    with rasterio.open(path) as src, rasterio.open(tmp_path / "out.tif") as out:
+        assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
+        assert out.dtypes == ("uint8",) and out.nodata == OUTPUT_NODATA
+        assert out.block_shapes == [(512, 512)] and out.compression.name.lower() in {"deflate", "zstd"}
+        assert out.colormap(1)[2] == (20, 20, 30, 255)
+        tags = out.tags()
+        assert json.loads(tags["LALE_GEO_CLASSES"]) == ["c0", "c1", "c2", "c3"]
+        assert tags["LALE_GEO_WEIGHTS_SHA256"] == "0" * 64 and tags["LALE_GEO_SCALING"].startswith("uint8")
+        assert int(tags["LALE_GEO_TILE_SIZE"]) == 64 and out.descriptions == ("land cover class",)
+        labels = out.read(1)
+    assert sum(summary.class_pixels.values()) == labels.size
+    assert summary.class_pixels["c1"] == (labels == 1).sum()
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "c.tif") as c:
+        probs, conf = p.read().astype(int), c.read(1).astype(int)
+        assert p.count == 4 and p.descriptions == ("c0", "c1", "c2", "c3")
+    assert (np.abs(probs.sum(0) - 100) <= 2).all()  # percentages, rounded per class
+    np.testing.assert_array_equal(conf, probs.max(0))
+    assert (probs.argmax(0) == labels).mean() > 0.99  # ties after rounding aside
+
+
+def test_nodata_is_carried_and_fully_masked_tiles_are_skipped(tmp_path):
+    pixels = np.full((3, 200, 300), 120, np.uint8)
+    pixels[:, :, :150] = 0  # left half is nodata
+    path = write_scene(tmp_path / "half.tif", pixels, nodata=0)
+    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), device="cpu")
+    with rasterio.open(tmp_path / "o.tif") as out:
+        labels = out.read(1)
+    assert (labels[:, :150] == OUTPUT_NODATA).all() and (labels[:, 150:] != OUTPUT_NODATA).all()
+    assert summary.nodata_pixels == 200 * 150
+    assert summary.tiles_computed < summary.tiles
+
+
+def test_nothing_is_overwritten_without_overwrite(scene, tmp_path):
+    path, _ = scene
+    target = tmp_path / "out.tif"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+    assert target.read_bytes() == b"precious"
+
+
+def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
+    path, _ = scene
+
+    class Broken(LocalModel):
+        calls = 0
+
+        def forward(self, x):
+            Broken.calls += 1
+            if Broken.calls > 2:
+                raise RuntimeError("boom")
+            return super().forward(x)
+
+    with pytest.raises(Exception, match="row .* col .*boom"):
+        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), device="cpu",
+                batch_size=2)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"tile_size": 100}, "multiple of 32"),
+    ({"overlap": 64, "tile_size": 64}, "below the tile size"),
+    ({"bands": [1, 2]}, "weights need 3"),
+    ({"bands": [1, 2, 5]}, "has 3"),
+    ({"scale": (5, 1)}, "MIN must be below MAX"),
+])
+def test_bad_parameters_are_clear_errors(scene, tmp_path, kwargs, message):
+    path, _ = scene
+    with pytest.raises(InvalidInputError, match=message):
+        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", **kwargs)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_output_equal_to_input_or_in_a_missing_folder_is_refused(scene, tmp_path):
+    path, _ = scene
+    with pytest.raises(InvalidInputError, match="input"):
+        predict(path, path, model_and_card=(LocalModel(3), card_for(3)), overwrite=True)
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        predict(path, tmp_path / "nope" / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+
+
+def test_rotated_grid_is_refused_and_missing_crs_warns(tmp_path):
+    pixels = np.full((3, 40, 40), 9, np.uint8)
+    rotated = write_scene(tmp_path / "rot.tif", pixels, transform=Affine(2, 0.5, 0, 0.5, -2, 0))
+    with pytest.raises(InvalidInputError, match="rotated"):
+        predict(rotated, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+    plain = write_scene(tmp_path / "plain.tif", pixels, crs=None)
+    with pytest.warns(UserWarning, match="no CRS"):
+        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+    with rasterio.open(tmp_path / "o2.tif") as out:
+        assert out.crs is None and out.transform == Affine(2, 0, 500000, 0, -2, 6000000)
+
+
+# ----------------------------------------------------------------------------- real fixtures
+
+REAL = ["RGB.byte.tif", "RGBA.byte.tif", "RGBA.uint16.tif", "cogeo.tif", "all-nodata.tif"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_fixtures_keep_their_georeferencing_and_masks(rasterio_fixtures, tmp_path, name):
+    src_path = rasterio_fixtures / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # all-nodata warns by design
+        predict(src_path, tmp_path / "o.tif", model_and_card=(LocalModel(5, radius=1), card_for(5, 128, 32)),
+                device="cpu")
+    with rasterio.open(src_path) as src, rasterio.open(tmp_path / "o.tif") as out:
+        assert out.crs == src.crs and out.transform == src.transform and out.shape == src.shape
+        labels = out.read(1)
+        valid = src.dataset_mask() > 0
+    np.testing.assert_array_equal(labels == OUTPUT_NODATA, ~valid)
+    assert labels[valid].max(initial=0) < 5
+
+
+def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_path):
+    with rasterio.open(rasterio_fixtures / "RGBA.uint16.tif") as src:
+        assert [c.name for c in src.colorinterp] == ["blue", "green", "red", "alpha"]
+    predict(rasterio_fixtures / "RGBA.uint16.tif", tmp_path / "o.tif",
+            model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+    with rasterio.open(tmp_path / "o.tif") as out:
+        assert out.tags()["LALE_GEO_BANDS"] == "3,2,1"
+        assert "percentiles" in out.tags()["LALE_GEO_SCALING"]
+
+
+def test_all_nodata_input_gives_an_all_nodata_map_and_a_warning(rasterio_fixtures, tmp_path):
+    with pytest.warns(UserWarning, match="no valid pixels"):
+        summary = predict(rasterio_fixtures / "all-nodata.tif", tmp_path / "o.tif",
+                          model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+    assert summary.tiles_computed == 0 and sum(summary.class_pixels.values()) == 0
+
+
+def test_single_band_and_corrupt_inputs_are_clear_errors(rasterio_fixtures, tmp_path):
+    with pytest.raises(InvalidInputError, match="shade.tif: 1 data band"):
+        predict(rasterio_fixtures / "shade.tif", tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+    with pytest.raises(RasterIOError, match="corrupt.tif"):
+        predict(rasterio_fixtures / "corrupt.tif", tmp_path / "o.tif",
+                model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quadrants_agree_with_the_whole_scene_away_from_their_borders(rasterio_fixtures, tmp_path):
+    radius = 2
+    pair = (LocalModel(4, radius=radius), card_for(4, 128, 32))
+    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, device="cpu")
+    with rasterio.open(tmp_path / "whole.tif") as w:
+        whole, wt = w.read(1), w.transform
+    for i in range(1, 5):
+        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, device="cpu")
+        with rasterio.open(tmp_path / f"q{i}.tif") as q:
+            part, qt = q.read(1), q.transform
+        col, row = (round(v) for v in ~wt @ (qt.c, qt.f))
+        ref = whole[row:row + part.shape[0], col:col + part.shape[1]]
+        inner = (slice(radius, -radius), slice(radius, -radius))
+        # Away from the quadrant edges only float rounding of the blend differs (a few near-ties).
+        assert (part[inner] == ref[inner]).mean() > 0.9995
+        assert (part == ref).mean() > 0.99
+
+
+@pytest.mark.skipif(not list_weights(), reason="no shipped weights yet")
+def test_trained_lale_tiled_agrees_with_untiled(tmp_path, rasterio_fixtures):
+    model, card = load_weights(list_weights()[0])
+    with rasterio.open(rasterio_fixtures / "cogeo.tif") as src:
+        pixels = src.read(window=((0, 512), (0, 512)), out_shape=(3, 512, 512))
+    path = write_scene(tmp_path / "s.tif", pixels)
+    predict(path, tmp_path / "o.tif", model_and_card=(model, card), tile_size=256, overlap=64, device="cpu")
+    with rasterio.open(tmp_path / "o.tif") as out:
+        tiled = out.read(1)
+    assert (tiled == untiled_labels(model, card, pixels)).mean() >= 0.99
+
+
+@pytest.mark.slow
+def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
+    pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
+    predict(src, tmp_path / "local.tif", model_and_card=pair, device="cpu", probabilities=tmp_path / "lp.tif")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, device="cpu",
+                          scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
+    assert summary.tiles_computed is None
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.transform == b.transform and a.crs == b.crs
+    with rasterio.open(tmp_path / "lp.tif") as a, rasterio.open(tmp_path / "cp.tif") as b:
+        assert (a.read() == b.read()).mean() > 0.999
