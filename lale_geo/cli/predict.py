@@ -7,6 +7,7 @@ import warnings
 
 import click
 
+from ..engines import ENGINES
 from ..pipeline import PredictSummary, predict
 from ..weights import random_weights
 from .options import (
@@ -41,7 +42,7 @@ def parse_range(ctx, param, value: str | None):
 def format_summary(s: PredictSummary) -> str:
     computed = "on a cluster" if s.tiles_computed is None else f"{s.tiles_computed} computed"
     lines = [f"wrote {s.output}: {s.width} x {s.height} px, {s.tiles} tiles ({computed}) "
-             f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s); scaling {s.scaling}"]
+             f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s, {s.engine}); scaling {s.scaling}"]
     total = sum(s.class_pixels.values())
     for name, n in s.class_pixels.items():
         share = 100 * n / total if total else 0.0
@@ -73,12 +74,14 @@ def format_summary(s: PredictSummary) -> str:
               help="Also write per-class probabilities (uint8 percent, nodata 255).")
 @click.option("--confidence", type=click.Path(dir_okay=False), default=None,
               help="Also write the top-1 probability (uint8 percent, nodata 255).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, scheduler, overwrite) -> None:
+            probabilities, confidence, engine, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     model_and_card = random_weights(random_model) if random_model else None
@@ -93,7 +96,7 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
                               scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                               device=device, probabilities=probabilities, confidence=confidence,
-                              overwrite=overwrite, progress=progress, scheduler=scheduler,
+                              overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine,
                               on_start=lambda tiles: setattr(bar, "length", tiles))
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
