@@ -22,6 +22,7 @@ def untiled_labels(model, card, pixels):
         return model(((x - mean) / std)[None])[0].numpy().argmax(0)
 
 
+CPU = {"device": "cpu", "engine": "torch"}  # exact comparisons against torch references
 UTM_GRID = Affine(2, 0, 500000, 0, -2, 6000000)
 
 
@@ -43,14 +44,14 @@ def scene(tmp_path):
 def test_per_pixel_model_equals_the_untiled_result(scene, tmp_path):
     path, pixels = scene
     model, card = LocalModel(4, radius=0), card_for(4, 64, 24)
-    predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", engine="torch", batch_size=3)
+    predict(path, tmp_path / "out.tif", model_and_card=(model, card), **CPU, batch_size=3)
     with rasterio.open(tmp_path / "out.tif") as out:
         np.testing.assert_array_equal(out.read(1), untiled_labels(model, card, pixels))
 
 
 def test_constant_model_gives_a_constant_map(scene, tmp_path):
     path, _ = scene
-    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), device="cpu", engine="torch")
+    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), **CPU)
     with rasterio.open(tmp_path / "c.tif") as out:
         assert (out.read(1) == 1).all()
 
@@ -58,7 +59,7 @@ def test_constant_model_gives_a_constant_map(scene, tmp_path):
 def test_output_is_a_georeferenced_cog_with_colours_and_provenance(scene, tmp_path):
     path, _ = scene
     model, card = LocalModel(4), card_for(4, 64, 16)
-    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), device="cpu", engine="torch",
+    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), **CPU,
                       probabilities=tmp_path / "p.tif", confidence=tmp_path / "c.tif")
     with rasterio.open(path) as src, rasterio.open(tmp_path / "out.tif") as out:
         assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
@@ -84,7 +85,7 @@ def test_nodata_is_carried_and_fully_masked_tiles_are_skipped(tmp_path):
     pixels = np.full((3, 200, 300), 120, np.uint8)
     pixels[:, :, :150] = 0  # left half is nodata
     path = write_scene(tmp_path / "half.tif", pixels, nodata=0)
-    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), device="cpu", engine="torch")
+    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         labels = out.read(1)
     assert (labels[:, :150] == OUTPUT_NODATA).all() and (labels[:, 150:] != OUTPUT_NODATA).all()
@@ -97,7 +98,7 @@ def test_nothing_is_overwritten_without_overwrite(scene, tmp_path):
     target = tmp_path / "out.tif"
     target.write_bytes(b"precious")
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
+        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), **CPU)
     assert target.read_bytes() == b"precious"
 
 
@@ -114,7 +115,7 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
             return super().forward(x)
 
     with pytest.raises(Exception, match="row .* col .*boom"):
-        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), device="cpu", engine="torch",
+        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), **CPU,
                 batch_size=2)
     assert list(tmp_path.iterdir()) == [path]
 
@@ -129,7 +130,7 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
 def test_bad_parameters_are_clear_errors(scene, tmp_path, kwargs, message):
     path, _ = scene
     with pytest.raises(InvalidInputError, match=message):
-        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch", **kwargs)
+        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), **CPU, **kwargs)
     assert not (tmp_path / "o.tif").exists()
 
 
@@ -148,7 +149,7 @@ def test_rotated_grid_is_refused_and_missing_crs_warns(tmp_path):
         predict(rotated, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
     plain = write_scene(tmp_path / "plain.tif", pixels, crs=None)
     with pytest.warns(UserWarning, match="no CRS"):
-        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
+        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), **CPU)
     with rasterio.open(tmp_path / "o2.tif") as out:
         assert out.crs is None and out.transform == Affine(2, 0, 500000, 0, -2, 6000000)
 
@@ -164,7 +165,7 @@ def test_real_fixtures_keep_their_georeferencing_and_masks(rasterio_fixtures, tm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # all-nodata warns by design
         predict(src_path, tmp_path / "o.tif", model_and_card=(LocalModel(5, radius=1), card_for(5, 128, 32)),
-                device="cpu", engine="torch")
+                **CPU)
     with rasterio.open(src_path) as src, rasterio.open(tmp_path / "o.tif") as out:
         assert out.crs == src.crs and out.transform == src.transform and out.shape == src.shape
         labels = out.read(1)
@@ -177,7 +178,7 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
     with rasterio.open(rasterio_fixtures / "RGBA.uint16.tif") as src:
         assert [c.name for c in src.colorinterp] == ["blue", "green", "red", "alpha"]
     predict(rasterio_fixtures / "RGBA.uint16.tif", tmp_path / "o.tif",
-            model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
+            model_and_card=(LocalModel(3), card_for(3)), **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         assert out.tags()["LALE_GEO_BANDS"] == "3,2,1"
         assert "percentiles" in out.tags()["LALE_GEO_SCALING"]
@@ -186,7 +187,7 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
 def test_all_nodata_input_gives_an_all_nodata_map_and_a_warning(rasterio_fixtures, tmp_path):
     with pytest.warns(UserWarning, match="no valid pixels"):
         summary = predict(rasterio_fixtures / "all-nodata.tif", tmp_path / "o.tif",
-                          model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
+                          model_and_card=(LocalModel(3), card_for(3)), **CPU)
     assert summary.tiles_computed == 0 and sum(summary.class_pixels.values()) == 0
 
 
@@ -195,18 +196,18 @@ def test_single_band_and_corrupt_inputs_are_clear_errors(rasterio_fixtures, tmp_
         predict(rasterio_fixtures / "shade.tif", tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
     with pytest.raises(RasterIOError, match="corrupt.tif"):
         predict(rasterio_fixtures / "corrupt.tif", tmp_path / "o.tif",
-                model_and_card=(LocalModel(3), card_for(3)), device="cpu", engine="torch")
+                model_and_card=(LocalModel(3), card_for(3)), **CPU)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_quadrants_agree_with_the_whole_scene_away_from_their_borders(rasterio_fixtures, tmp_path):
     radius = 2
     pair = (LocalModel(4, radius=radius), card_for(4, 128, 32))
-    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, device="cpu", engine="torch")
+    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, **CPU)
     with rasterio.open(tmp_path / "whole.tif") as w:
         whole, wt = w.read(1), w.transform
     for i in range(1, 5):
-        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, device="cpu", engine="torch")
+        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, **CPU)
         with rasterio.open(tmp_path / f"q{i}.tif") as q:
             part, qt = q.read(1), q.transform
         col, row = (round(v) for v in ~wt @ (qt.c, qt.f))
@@ -223,7 +224,7 @@ def test_trained_lale_tiled_agrees_with_untiled(tmp_path, rasterio_fixtures):
     with rasterio.open(rasterio_fixtures / "cogeo.tif") as src:
         pixels = src.read(window=((0, 512), (0, 512)), out_shape=(3, 512, 512))
     path = write_scene(tmp_path / "s.tif", pixels)
-    predict(path, tmp_path / "o.tif", model_and_card=(model, card), tile_size=256, overlap=64, device="cpu", engine="torch")
+    predict(path, tmp_path / "o.tif", model_and_card=(model, card), tile_size=256, overlap=64, **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         tiled = out.read(1)
     assert (tiled == untiled_labels(model, card, pixels)).mean() >= 0.99
@@ -234,10 +235,10 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
-    predict(src, tmp_path / "local.tif", model_and_card=pair, device="cpu", engine="torch", probabilities=tmp_path / "lp.tif")
+    predict(src, tmp_path / "local.tif", model_and_card=pair, **CPU, probabilities=tmp_path / "lp.tif")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, device="cpu", engine="torch",
+        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, **CPU,
                           scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
     assert summary.tiles_computed is None
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
