@@ -58,8 +58,18 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     tmp = path.with_suffix(f".{os.getpid()}.tmp.onnx")
     dummy = torch.zeros(batch_size, len(card.bands), tile_size, tile_size)
     log.info("exporting %s to ONNX (%s)", card.model, path)
-    torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False, external_data=False)
-    tmp.replace(path)
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # the exporter chats about torchvision ops we do not use
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False,
+                              external_data=False)
+        tmp.replace(path)
+    finally:
+        onnx_log.setLevel(level)
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -9,6 +9,7 @@ import click
 
 from ..engines import ENGINES
 from ..pipeline import PredictSummary, predict
+from ..vectorize import check_vector_output, vectorize, write_layer
 from ..weights import random_weights
 from .options import (
     batch_size_option,
@@ -74,6 +75,8 @@ def format_summary(s: PredictSummary) -> str:
               help="Also write per-class probabilities (uint8 percent, nodata 255).")
 @click.option("--confidence", type=click.Path(dir_okay=False), default=None,
               help="Also write the top-1 probability (uint8 percent, nodata 255).")
+@click.option("--vector", type=click.Path(dir_okay=False), default=None,
+              help="Also write polygons of the map (.gpkg, .parquet, .fgb, .geojson), as lale-geo vectorize does.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -81,9 +84,11 @@ def format_summary(s: PredictSummary) -> str:
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, engine, scheduler, overwrite) -> None:
+            probabilities, confidence, vector, engine, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
+    if vector:
+        check_vector_output(vector, overwrite, inputs=[src, dst])
     model_and_card = random_weights(random_model) if random_model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -98,7 +103,12 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
                               device=device, probabilities=probabilities, confidence=confidence,
                               overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine,
                               on_start=lambda tiles: setattr(bar, "length", tiles))
+        if vector:
+            polygons = vectorize(dst)
+            write_layer(polygons, vector, overwrite=overwrite)
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     if not quiet:
         click.echo(format_summary(summary))
+        if vector:
+            click.echo(f"wrote {vector}: {len(polygons)} polygons")
