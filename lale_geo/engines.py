@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 

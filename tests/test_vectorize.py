@@ -13,7 +13,10 @@ from lale_geo.vectorize import vectorize, write_layer
 WORLDCOVER = "worldcover/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"
 
 
-def write(path, labels, crs="EPSG:32633", transform=Affine(10, 0, 400000, 0, -10, 5000000), nodata=255, tags=None):
+UTM_10M = Affine(10, 0, 400000, 0, -10, 5000000)
+
+
+def write(path, labels, crs="EPSG:32633", transform=UTM_10M, nodata=255, tags=None):
     with rasterio.open(path, "w", driver="GTiff", width=labels.shape[1], height=labels.shape[0], count=1,
                        dtype=labels.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
         dst.write(labels, 1)
