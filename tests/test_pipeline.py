@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from helpers import ConstantModel, LocalModel, card_for
 from rasterio.transform import Affine
 
 from lale_geo.errors import InvalidInputError, OutputExistsError, RasterIOError
 from lale_geo.io import OUTPUT_NODATA
 from lale_geo.pipeline import predict
 from lale_geo.weights import list_weights, load_weights
+from tests.helpers import ConstantModel, LocalModel, card_for
 
 
 def untiled_labels(model, card, pixels):

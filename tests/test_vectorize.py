@@ -28,7 +28,7 @@ def write(path, labels, crs="EPSG:32633", transform=UTM_10M, nodata=255, tags=No
 @pytest.fixture
 def worldcover_window(tmp_path):
     """A real 1000 x 1200 window of the WorldCover tile (São Tomé: land, water, nodata), EPSG:4326."""
-    from conftest import FIXTURES, need
+    from tests.conftest import FIXTURES, need
 
     src_path = need(FIXTURES / WORLDCOVER)
     with rasterio.open(src_path) as src:

@@ -4,12 +4,12 @@ import pytest
 import rasterio
 import rioxarray
 import xarray as xr
-from helpers import LocalModel, card_for
 
 from lale_geo.errors import InvalidInputError
 from lale_geo.io import OUTPUT_NODATA
 from lale_geo.pipeline import predict
 from lale_geo.xarray_api import segment
+from tests.helpers import LocalModel, card_for
 
 PAIR = (LocalModel(4, radius=1), card_for(4, 128, 32))
 
