@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 import click
@@ -92,10 +93,12 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
     model_and_card = random_weights(random_model) if random_model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with click.progressbar(length=1, label="tiles", file=sys.stderr,
-                               show_pos=True, hidden=quiet or not sys.stderr.isatty()) as bar:
+        started = time.perf_counter()
+        with click.progressbar(length=1, label="tiles", file=sys.stderr, show_pos=True,
+                               item_show_func=lambda rate: rate, hidden=quiet or not sys.stderr.isatty()) as bar:
             def progress(n: int) -> None:
-                bar.update(n)
+                done = bar.pos + n
+                bar.update(n, f"{done / max(time.perf_counter() - started, 1e-9):.2f} tiles/s")
 
             # The grid size is known only once the scene is open: let the first call size the bar.
             summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
