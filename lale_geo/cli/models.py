@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import click
+import torch
 
+from ..errors import LaleGeoError
 from ..models import count_macs, count_params, create_model, list_models
 from ..weights import list_weights, load_card
 from .options import json_option
@@ -14,7 +16,12 @@ from .options import json_option
 def model_rows(num_classes: int = 7) -> list[dict]:
     rows = []
     for name in list_models():
-        model = create_model(name, num_classes=num_classes)
+        with torch.device("meta"):  # shapes only: no weights initialised, no memory
+            try:
+                model = create_model(name, num_classes=num_classes)
+            except LaleGeoError as e:  # an optional dependency is missing: say so in the table
+                rows.append({"name": name, "unavailable": str(e)})
+                continue
         rows.append({
             "name": name,
             "params_m": round(count_params(model) / 1e6, 3),
@@ -53,6 +60,9 @@ def command(num_classes: int, as_json: bool) -> None:
     click.echo(f"{'model':<14}{'params (M)':>11}{'GMACs@256':>11}{'GMACs@512':>11}{'out stride':>12}"
                f"{'size multiple':>15}")
     for r in rows:
+        if "unavailable" in r:
+            click.echo(f"{r['name']:<14}  ({r['unavailable']})")
+            continue
         click.echo(f"{r['name']:<14}{r['params_m']:>11.3f}{r['gmacs_256']:>11.3f}{r['gmacs_512']:>11.3f}"
                    f"{r['output_stride']:>12}{r['size_multiple']:>15}")
     click.echo("")

@@ -7,6 +7,8 @@ like every other matmul.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,11 +23,23 @@ def _explicit_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
     return ((q * scale) @ k.transpose(-2, -1)).softmax(-1) @ v
 
 
+def _uncounted_attention(q, k, v, *args, **kwargs):
+    """Right shape, no arithmetic: for the convention that leaves attention matmuls out."""
+    return q.new_zeros(q.shape[:-1] + v.shape[-1:])
+
+
 class _ExplicitAttention(TorchFunctionMode):
+    """Routes ``scaled_dot_product_attention`` through explicit matmuls (counted) or, with
+    ``counted=False``, through a stand-in that costs nothing (the convention of some papers)."""
+
+    def __init__(self, counted: bool = True) -> None:
+        super().__init__()
+        self.replacement = _explicit_attention if counted else _uncounted_attention
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
-            return _explicit_attention(*args, **kwargs)
+            return self.replacement(*args, **kwargs)
         return func(*args, **kwargs)
 
 
@@ -36,15 +50,16 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, height: int = 256, width: int | None = None,
-               in_chans: int | None = None, batch: int = 1) -> int:
-    """Multiply-accumulates of one eval forward pass at ``height`` x ``width``, attention included."""
+               in_chans: int | None = None, batch: int = 1, attention: bool = True) -> int:
+    """Multiply-accumulates of one eval forward pass at ``height`` x ``width``.
+
+    ``attention=False`` leaves the attention matmuls (QK^T, AV) out, the convention of some papers
+    (LeMeViT's); ours, and ``lale-geo models``, count them.
+    """
     in_chans = in_chans or getattr(model, "in_chans", 3)
-    x = torch.zeros(batch, in_chans, height, width or height)
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, _ExplicitAttention():
-            model(x)
-    finally:
-        model.train(was_training)
+    # Shapes are all the counter needs: run a copy on the meta device (no arithmetic, no memory).
+    ghost = copy.deepcopy(model).to("meta").eval()
+    x = torch.zeros(batch, in_chans, height, width or height, device="meta")
+    with FlopCounterMode(display=False) as counter, _ExplicitAttention(counted=attention):
+        ghost(x)
     return counter.get_total_flops() // 2 // batch
