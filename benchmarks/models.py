@@ -42,7 +42,8 @@ def images_per_second(engine, batch: np.ndarray, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["lale_s1", "lale_s2", "lale_s3", "lale_s4", "segformer_b0"])
+    parser.add_argument("--models", nargs="+", default=["lale_s1", "lale_s2", "lale_s3", "lale_s4", "segformer_b0",
+                                                         "lemevit_tiny", "lemevit_small", "lemevit_base"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6.0, help="timing per cell, after one warm-up")
