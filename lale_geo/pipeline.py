@@ -168,46 +168,16 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                                       tile_size=tile_size)
             engine_name = predictor.name
         tags = _tags(card, grid, scaling, band_indexes, engine_name)
-        profile = {"width": scene.width, "height": scene.height, "crs": scene.crs,
-                   "transform": scene.transform, "dtype": "uint8", "nodata": OUTPUT_NODATA}
-        writers: list[RasterWriter] = []
+        outputs_open = MapOutputs(scene, card, tags, dst, probabilities, confidence)
         try:
-            classes_out = RasterWriter(dst, dict(profile, count=1), colormap=_colormap(card), tags=tags,
-                                       band_descriptions=["land cover class"])
-            writers.append(classes_out)
-            probs_out = conf_out = None
-            if probabilities:
-                probs_out = RasterWriter(probabilities, dict(profile, count=card.num_classes),
-                                         tags=dict(tags, LALE_GEO_UNITS="percent"),
-                                         band_descriptions=card.class_names, overview_resampling="AVERAGE")
-                writers.append(probs_out)
-            if confidence:
-                conf_out = RasterWriter(confidence, dict(profile, count=1),
-                                        tags=dict(tags, LALE_GEO_UNITS="percent"),
-                                        band_descriptions=["top-1 probability"], overview_resampling="AVERAGE")
-                writers.append(conf_out)
-
-            counts = np.zeros(256, np.int64)
-
             def emit(band: Band) -> None:
-                rows = band.logits.shape[1]
-                valid = read_validity(scene, band_indexes, band.y0, rows)
-                labels = argmax_classes(band.logits)[0]
-                labels[~valid] = OUTPUT_NODATA
-                counts[:] += np.bincount(labels.ravel(), minlength=256)
-                classes_out.write_rows(band.y0, labels)
-                if probs_out is not None:
-                    percent = np.rint(softmax(band.logits) * 100).astype(np.uint8)
-                    percent[:, ~valid] = OUTPUT_NODATA
-                    probs_out.write_rows(band.y0, percent)
-                if conf_out is not None:
-                    percent = np.rint(labels_and_confidence(band.logits)[1] * 100).astype(np.uint8)
-                    percent[~valid] = OUTPUT_NODATA
-                    conf_out.write_rows(band.y0, percent)
+                valid = read_validity(scene, band_indexes, band.y0, band.logits.shape[1])
+                outputs_open.write(band, valid)
 
             # GDAL's block cache holds two rows of input tiles (so overlapping windows decode blocks once)
-            # and no more: its default, 5 % of RAM, would grow with the scene.
-            cache = max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * np.dtype(scene.dtypes[0]).itemsize)
+            # and little more: its default, 5 % of RAM, would grow with the scene (reads and COG overviews).
+            itemsize = np.dtype(scene.dtypes[0]).itemsize
+            cache = max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * itemsize)
             with rasterio.Env(GDAL_CACHEMAX=cache):
                 if scheduler:
                     computed = _run_on_cluster(scheduler, src, (model, card) if model_and_card else None,
@@ -216,22 +186,79 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                 else:
                     computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
                                           progress)
-            nodata = int(counts[OUTPUT_NODATA])
-            if computed == 0 or (computed is None and nodata == scene.width * scene.height):
-                warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
-            for w in writers:
-                w.update_tags(LALE_GEO_SECONDS=f"{time.perf_counter() - started:.1f}")
-                w.commit()
+                nodata = int(outputs_open.counts[OUTPUT_NODATA])
+                if nodata == scene.width * scene.height:
+                    warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
+                outputs_open.commit(seconds=time.perf_counter() - started)
         except BaseException:
-            for w in writers:
-                w.abort()
+            outputs_open.abort()
             raise
-        pixel_area = abs(scene.transform.a * scene.transform.e) if scene.crs and scene.crs.is_projected else None
         return PredictSummary(
             output=Path(dst), width=scene.width, height=scene.height, tiles=len(grid), tiles_computed=computed,
             seconds=time.perf_counter() - started,
-            class_pixels={c.name: int(counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
-            pixel_area=pixel_area, scaling=scaling.describe(), engine=engine_name, extra_outputs=outputs[1:])
+            class_pixels={c.name: int(outputs_open.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
+            pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
+            extra_outputs=outputs[1:])
+
+
+def _pixel_area_m2(scene) -> float | None:
+    """Ground area of one pixel in a projected CRS (None without one, or in degrees)."""
+    if scene.crs is None or not scene.crs.is_projected:
+        return None
+    _, metres_per_unit = scene.crs.linear_units_factor
+    return abs(scene.transform.a * scene.transform.e) * metres_per_unit**2
+
+
+class MapOutputs:
+    """The class map and the optional probability and confidence rasters of one run, written row band
+    by row band (uint8; percent for probabilities; 255 = nodata) and published together."""
+
+    def __init__(self, scene, card: WeightsCard, tags: dict, dst, probabilities=None, confidence=None) -> None:
+        profile = {"width": scene.width, "height": scene.height, "crs": scene.crs, "transform": scene.transform,
+                   "dtype": "uint8", "nodata": OUTPUT_NODATA}
+        self.counts = np.zeros(256, np.int64)
+        self.writers: list[RasterWriter] = []
+        self.classes = self._open(dst, dict(profile, count=1), colormap=_colormap(card), tags=tags,
+                                  band_descriptions=["land cover class"])
+        percent_tags = dict(tags, LALE_GEO_UNITS="percent")
+        self.probabilities = probabilities and self._open(
+            probabilities, dict(profile, count=card.num_classes), tags=percent_tags,
+            band_descriptions=card.class_names, overview_resampling="AVERAGE")
+        self.confidence = confidence and self._open(
+            confidence, dict(profile, count=1), tags=percent_tags, band_descriptions=["top-1 probability"],
+            overview_resampling="AVERAGE")
+
+    def _open(self, path, profile, **kwargs) -> RasterWriter:
+        try:
+            writer = RasterWriter(path, profile, **kwargs)
+        except BaseException:
+            self.abort()
+            raise
+        self.writers.append(writer)
+        return writer
+
+    def write(self, band: Band, valid: np.ndarray) -> None:
+        labels = argmax_classes(band.logits)[0]
+        labels[~valid] = OUTPUT_NODATA
+        self.counts += np.bincount(labels.ravel(), minlength=256)
+        self.classes.write_rows(band.y0, labels)
+        if self.probabilities:
+            percent = np.rint(softmax(band.logits) * 100).astype(np.uint8)
+            percent[:, ~valid] = OUTPUT_NODATA
+            self.probabilities.write_rows(band.y0, percent)
+        if self.confidence:
+            percent = np.rint(labels_and_confidence(band.logits)[1] * 100).astype(np.uint8)
+            percent[~valid] = OUTPUT_NODATA
+            self.confidence.write_rows(band.y0, percent)
+
+    def commit(self, seconds: float) -> None:
+        for writer in self.writers:
+            writer.update_tags(LALE_GEO_SECONDS=f"{seconds:.1f}")
+            writer.commit()
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
 
 
 def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,
