@@ -1,0 +1,80 @@
+"""Quicklook PNG of a class map (read from overviews, so any size is fast), with a legend of the classes
+present and, optionally, the input scene beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from rasterio.enums import ColorInterp, Resampling
+
+from .errors import InvalidInputError
+from .io import open_raster
+from .vectorize import class_names_for
+
+
+def _shape(height: int, width: int, size: int) -> tuple[int, int]:
+    scale = min(1.0, size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _input_rgb(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) uint8 of a scene's red, green, blue (colour interpretation, else the first bands),
+    stretched 2-98 % per band."""
+    with open_raster(path) as src:
+        interp = list(src.colorinterp)
+        wanted = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+        bands = [interp.index(c) + 1 for c in wanted] if all(c in interp for c in wanted) else \
+            [min(i, src.count) for i in (1, 2, 3)]
+        data = src.read(bands, out_shape=(3, *shape), resampling=Resampling.average, masked=True).astype(float)
+    out = np.zeros((*shape, 3), np.uint8)
+    for i, band in enumerate(data):
+        valid = band.compressed()
+        if valid.size:
+            lo, hi = np.percentile(valid, [2, 98])
+            out[..., i] = np.clip((band.filled(lo) - lo) / max(hi - lo, 1e-9) * 255, 0, 255)
+    return out
+
+
+def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_input: str | Path | None = None,
+                   classes_file: str | Path | None = None) -> list[str]:
+    """Write a PNG quicklook of the class map ``src``; returns the class names in its legend."""
+    with open_raster(src) as dataset:
+        if dataset.count != 1 or not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
+            raise InvalidInputError(f"{src}: expected one band of integer class ids")
+        shape = _shape(dataset.height, dataset.width, size)
+        labels = dataset.read(1, out_shape=shape, resampling=Resampling.mode)
+        try:
+            colormap = dataset.colormap(1)
+        except ValueError:
+            colormap = {}
+        names = class_names_for(dataset, classes_file)
+        nodata = dataset.nodata
+    lut = np.full((int(labels.max(initial=0)) + 1, 3), 255, np.uint8)
+    rng = np.random.default_rng(0)
+    for value in np.unique(labels):
+        if value != nodata:
+            lut[value] = colormap.get(int(value), tuple(rng.integers(0, 256, 3)))[:3]
+    picture = lut[labels]
+    panels = [Image.fromarray(picture)]
+    if with_input is not None:
+        panels.insert(0, Image.fromarray(_input_rgb(with_input, shape)))
+    present = [int(v) for v in np.unique(labels) if v != nodata]
+    legend_names = [names.get(v, f"class {v}") for v in present]
+    font = ImageFont.load_default(size=16)
+    row, pad = 24, 12
+    legend_w = 40 + max((int(font.getlength(n)) for n in legend_names), default=60) + 2 * pad
+    height = max(shape[0], pad * 2 + row * len(present))
+    canvas = Image.new("RGB", (sum(p.width for p in panels) + pad * (len(panels) - 1) + legend_w, height), "white")
+    x = 0
+    for panel in panels:
+        canvas.paste(panel, (x, 0))
+        x += panel.width + pad
+    draw = ImageDraw.Draw(canvas)
+    for i, (value, name) in enumerate(zip(present, legend_names)):
+        y = pad + i * row
+        draw.rectangle([x + pad, y, x + pad + 18, y + 18], fill=tuple(int(c) for c in lut[value]), outline="black")
+        draw.text((x + pad + 28, y), name, fill="black", font=font)
+    canvas.save(dst, format="PNG")
+    return legend_names
