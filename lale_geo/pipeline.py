@@ -360,3 +360,57 @@ def _run_on_cluster(address: str, src, model_and_card, weights, bands: list[int]
                 rows_done = [t for t in grid.row_origins if y0 <= t < y0 + block_size]
                 progress(len(rows_done) * len(grid.col_origins))
     return None
+
+
+@dataclass
+class Plan:
+    """What a prediction would do, from a short timing of the chosen engine (nothing is written)."""
+
+    width: int
+    height: int
+    tile_size: int
+    overlap: int
+    tiles: int
+    batches: int
+    engine: str
+    seconds_per_batch: float
+    peak_memory_mb: float
+
+    @property
+    def network_seconds(self) -> float:
+        """The network's share of the run; reading, blending and writing come on top (a few %,
+        see benchmarks/predict.py)."""
+        return self.batches * self.seconds_per_batch
+
+
+def plan(src: str | Path, *, weights: str | Path | None = None, model_and_card: tuple | None = None,
+         bands: Sequence[int] | None = None, tile_size: int | None = None, overlap: int | None = None,
+         batch_size: int = 8, device: str = "auto", engine: str = "auto", timing_batches: int = 2) -> Plan:
+    """Tile count, a time estimate from ``timing_batches`` timed batches (after one warm-up) and the
+    expected peak memory: this process's peak after the timing plus the stitching buffers and GDAL cache
+    that a run adds (they depend on scene width, tile size and classes)."""
+    import resource
+
+    model, card = model_and_card or load_weights(weights or DEFAULT_WEIGHTS)
+    tile_size, overlap = resolve_tiling(model, card, tile_size, overlap)
+    with open_raster(src) as scene:
+        check_georeferencing(scene)
+        band_indexes = select_bands(scene, card.bands, bands)
+        grid = TileGrid(scene.height, scene.width, tile_size, overlap)
+        predictor = create_engine(engine, model, card, device=device, batch_size=batch_size, tile_size=tile_size)
+        batch = np.stack([read_window(scene, band_indexes, t.y0, t.x0, tile_size, [0.0] * len(band_indexes))[0]
+                          for t in list(grid.tiles())[:batch_size]])
+        batch = np.concatenate([batch] * -(-batch_size // len(batch)))[:batch_size]
+        scale = (np.zeros(len(band_indexes)), np.full(len(band_indexes), 255.0))
+        predictor(batch, scale)  # warm-up (engines plan on their first call)
+        start = time.perf_counter()
+        for _ in range(timing_batches):
+            predictor(batch, scale)
+        per_batch = (time.perf_counter() - start) / timing_batches
+        itemsize = np.dtype(scene.dtypes[0]).itemsize
+        width = max(scene.width, tile_size)
+        buffers = (card.num_classes * tile_size * width * 4 * 2  # accumulator and one finished band
+                   + max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * itemsize))  # GDAL cache cap
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + buffers
+        return Plan(scene.width, scene.height, tile_size, overlap, len(grid), -(-len(grid) // batch_size),
+                    predictor.name, per_batch, peak / 2**20)

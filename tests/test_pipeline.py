@@ -246,3 +246,15 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
         assert a.transform == b.transform and a.crs == b.crs
     with rasterio.open(tmp_path / "lp.tif") as a, rasterio.open(tmp_path / "cp.tif") as b:
         assert (a.read() == b.read()).mean() > 0.999
+
+
+def test_plan_counts_the_tiles_of_the_real_run(scene, tmp_path):
+    from lale_geo.pipeline import plan
+
+    path, _ = scene
+    pair = (LocalModel(3), card_for(3, 64, 16))
+    p = plan(path, model_and_card=pair, batch_size=4, **CPU)
+    summary = predict(path, tmp_path / "o.tif", model_and_card=pair, batch_size=4, **CPU)
+    assert p.tiles == summary.tiles and p.batches == -(-summary.tiles // 4)
+    assert p.seconds_per_batch > 0 and p.peak_memory_mb > 50
+    assert not (tmp_path / "none.tif").exists()

@@ -9,7 +9,7 @@ import warnings
 import click
 
 from ..engines import ENGINES
-from ..pipeline import PredictSummary, predict
+from ..pipeline import PredictSummary, plan, predict
 from ..vectorize import check_vector_output, vectorize, write_layer
 from ..weights import random_weights
 from .options import (
@@ -80,14 +80,26 @@ def format_summary(s: PredictSummary) -> str:
               help="Also write polygons of the map (.gpkg, .parquet, .fgb, .geojson), as lale-geo vectorize does.")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Print the tile count, expected peak memory and a time estimate; predict nothing.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, vector, engine, scheduler, overwrite) -> None:
+            probabilities, confidence, vector, engine, plan_only, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
+    if plan_only:
+        p = plan(src, weights=weights, model_and_card=random_weights(random_model) if random_model else None,
+                 bands=bands, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device,
+                 engine=engine)
+        click.echo(f"{src}: {p.width} x {p.height} px, {p.tiles} tiles of {p.tile_size} px (overlap {p.overlap}), "
+                   f"{p.batches} batch(es) of {batch_size} on {p.engine}")
+        click.echo(f"time: about {p.network_seconds / 60:.1f} min for the network "
+                   f"({p.seconds_per_batch:.2f} s per batch, timed here); reading and writing add a few %")
+        click.echo(f"peak memory: about {p.peak_memory_mb:.0f} MB")
+        return
     if vector:
         check_vector_output(vector, overwrite, inputs=[src, dst])
     model_and_card = random_weights(random_model) if random_model else None
