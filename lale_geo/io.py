@@ -203,55 +203,59 @@ def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path]
 class RasterWriter:
     """Writes rows of a raster to a hidden temporary file beside the target, then publishes it as a
     COG (tiled, compressed, overviews) under the final name in one rename. Until ``commit`` nothing
-    exists under the final name; ``abort`` removes the temporary files."""
+    exists under the final name; ``abort`` removes the temporary file.
+
+    Each ``write_rows`` reaches the disk before it returns (the file is reopened per write), so a run
+    killed at any point keeps every row written so far: with ``key`` (a digest of the run's inputs
+    and parameters) the temporary name is stable and ``resume=True`` continues in the same file.
+    """
 
     def __init__(self, path: str | Path, profile: dict, *, colormap: dict | None = None,
                  tags: dict | None = None, band_descriptions: Sequence[str] = (),
-                 overview_resampling: str = "MODE", compress: str = "DEFLATE") -> None:
+                 overview_resampling: str = "MODE", compress: str = "DEFLATE", key: str | None = None,
+                 resume: bool = False) -> None:
         self.path = Path(path)
-        token = uuid.uuid4().hex[:8]
-        self._tmp = self.path.with_name(f".{self.path.name}.{token}.part.tif")
+        token = key or uuid.uuid4().hex[:8]
+        self.tmp = self.path.with_name(f".{self.path.name}.{token}.part.tif")
         self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
         self._overview_resampling = overview_resampling
         self._compress = compress
-        # Untiled strips with fast ZSTD: rows are written in order, so strips never re-read.
+        if resume and self.tmp.exists():
+            return
+        # Untiled strips with fast ZSTD: rows are written in order, so strips are never re-read.
         profile = dict(profile, driver="GTiff", tiled=False, compress="ZSTD", zstd_level=1,
                        blockysize=16, BIGTIFF="IF_SAFER")
         profile.pop("blockxsize", None)
+        with self._open("w", **profile) as dst:
+            if colormap:
+                dst.write_colormap(1, colormap)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i, description in enumerate(band_descriptions, start=1):
+                dst.set_band_description(i, description)
+
+    def _open(self, mode: str, **profile):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self._dst = rasterio.open(self._tmp, "w", **profile)
-        if colormap:
-            self._dst.write_colormap(1, colormap)
-        if tags:
-            self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
-        for i, description in enumerate(band_descriptions, start=1):
-            self._dst.set_band_description(i, description)
+            return rasterio.open(self.tmp, mode, **profile)
 
     def write_rows(self, y0: int, data: np.ndarray) -> None:
         """Write (bands, rows, width) or (rows, width) data starting at scene row ``y0``."""
         data = data if data.ndim == 3 else data[None]
-        self._dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
-
-    def update_tags(self, **tags) -> None:
-        self._dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        with self._open("r+") as dst:
+            dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
 
     def commit(self) -> Path:
-        self._dst.close()
         try:
-            rasterio.shutil.copy(self._tmp, self._cog, driver="COG", COMPRESS=self._compress,
+            rasterio.shutil.copy(self.tmp, self._cog, driver="COG", COMPRESS=self._compress,
                                  BLOCKSIZE=512, OVERVIEW_RESAMPLING=self._overview_resampling,
                                  NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
             os.replace(self._cog, self.path)
         finally:
-            self._cleanup()
+            self.abort()
         return self.path
 
     def abort(self) -> None:
-        if not self._dst.closed:
-            self._dst.close()
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        for p in (self._tmp, self._cog):
+        """Remove the temporary files."""
+        for p in (self.tmp, self._cog):
             p.unlink(missing_ok=True)

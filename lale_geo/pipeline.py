@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +32,7 @@ from .io import (
     select_bands,
 )
 from .stitching import Band, RowStitcher, argmax_classes, labels_and_confidence, softmax
-from .tiling import Tile, TileGrid, read_padded
+from .tiling import Tile, TileGrid, first_row_touching, read_padded
 from .weights import DEFAULT_WEIGHTS, WeightsCard, load_weights
 
 log = logging.getLogger(__name__)
@@ -123,7 +125,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             probabilities: str | Path | None = None, confidence: str | Path | None = None,
             overwrite: bool = False, progress: Callable[[int], None] | None = None,
             on_start: Callable[[int], None] | None = None, scheduler: str | None = None,
-            engine: str = "auto") -> PredictSummary:
+            engine: str = "auto", resume: bool = False) -> PredictSummary:
     """Predict a land-cover COG for the raster ``src``, streaming rows so memory stays bounded.
 
     Args:
@@ -140,6 +142,9 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
         on_start: called once with the total number of tiles, before the first tile.
         scheduler: address of a ``dask.distributed`` scheduler: blocks are computed on that cluster
             (workers need the input file and the weights at the same paths) and written here.
+        resume: continue an interrupted run with the same input, weights and parameters from its last
+            finished rows (a journal beside the hidden temporary outputs); the map is identical to an
+            uninterrupted run's. An interrupted run (Ctrl-C, kill) keeps what it needs for this.
     """
     started = time.perf_counter()
     outputs = [Path(p) for p in (dst, probabilities, confidence) if p is not None]
@@ -168,7 +173,8 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                                       tile_size=tile_size)
             engine_name = predictor.name
         tags = _tags(card, grid, scaling, band_indexes, engine_name)
-        outputs_open = MapOutputs(scene, card, tags, dst, probabilities, confidence)
+        key = _run_key(src, card, grid, band_indexes, scaling, engine_name, batch_size, outputs)
+        outputs_open = MapOutputs(scene, card, tags, dst, probabilities, confidence, key=key, resume=resume)
         try:
             def emit(band: Band) -> None:
                 valid = read_validity(scene, band_indexes, band.y0, band.logits.shape[1])
@@ -185,11 +191,13 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                                                progress)
                 else:
                     computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
-                                          progress)
+                                          progress, resume_at=outputs_open.rows_done)
                 nodata = int(outputs_open.counts[OUTPUT_NODATA])
                 if nodata == scene.width * scene.height:
                     warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
-                outputs_open.commit(seconds=time.perf_counter() - started)
+                outputs_open.commit()
+        except KeyboardInterrupt:
+            raise  # keep the temporary outputs and the journal: --resume continues from them
         except BaseException:
             outputs_open.abort()
             raise
@@ -213,10 +221,18 @@ class MapOutputs:
     """The class map and the optional probability and confidence rasters of one run, written row band
     by row band (uint8; percent for probabilities; 255 = nodata) and published together."""
 
-    def __init__(self, scene, card: WeightsCard, tags: dict, dst, probabilities=None, confidence=None) -> None:
+    def __init__(self, scene, card: WeightsCard, tags: dict, dst, probabilities=None, confidence=None, *,
+                 key: str | None = None, resume: bool = False) -> None:
         profile = {"width": scene.width, "height": scene.height, "crs": scene.crs, "transform": scene.transform,
                    "dtype": "uint8", "nodata": OUTPUT_NODATA}
         self.counts = np.zeros(256, np.int64)
+        self.rows_done = 0
+        self.journal = Path(dst).with_name(f".{Path(dst).name}.{key}.journal.json") if key else None
+        if resume and self.journal and self.journal.exists():
+            state = json.loads(self.journal.read_text())
+            self.rows_done, self.counts = state["rows_done"], np.asarray(state["counts"], np.int64)
+        resume = self.rows_done > 0
+        self._writer_options = {"key": key, "resume": resume}
         self.writers: list[RasterWriter] = []
         self.classes = self._open(dst, dict(profile, count=1), colormap=_colormap(card), tags=tags,
                                   band_descriptions=["land cover class"])
@@ -230,7 +246,7 @@ class MapOutputs:
 
     def _open(self, path, profile, **kwargs) -> RasterWriter:
         try:
-            writer = RasterWriter(path, profile, **kwargs)
+            writer = RasterWriter(path, profile, **kwargs, **self._writer_options)
         except BaseException:
             self.abort()
             raise
@@ -238,6 +254,8 @@ class MapOutputs:
         return writer
 
     def write(self, band: Band, valid: np.ndarray) -> None:
+        if band.y0 < self.rows_done:  # written before an interruption (recomputed only for its neighbour)
+            return
         labels = argmax_classes(band.logits)[0]
         labels[~valid] = OUTPUT_NODATA
         self.counts += np.bincount(labels.ravel(), minlength=256)
@@ -250,23 +268,44 @@ class MapOutputs:
             percent = np.rint(labels_and_confidence(band.logits)[1] * 100).astype(np.uint8)
             percent[~valid] = OUTPUT_NODATA
             self.confidence.write_rows(band.y0, percent)
+        self.rows_done = band.y0 + band.logits.shape[1]
+        if self.journal:  # after the rows are on disk: a kill between the two only repeats this band
+            tmp = self.journal.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"rows_done": self.rows_done, "counts": self.counts.tolist()}))
+            tmp.replace(self.journal)
 
-    def commit(self, seconds: float) -> None:
+    def commit(self) -> None:
         for writer in self.writers:
-            writer.update_tags(LALE_GEO_SECONDS=f"{seconds:.1f}")
             writer.commit()
+        if self.journal:
+            self.journal.unlink(missing_ok=True)
 
     def abort(self) -> None:
         for writer in self.writers:
             writer.abort()
+        if self.journal:
+            self.journal.unlink(missing_ok=True)
+
+
+def _run_key(src, card: WeightsCard, grid: TileGrid, bands, scaling: Scaling, engine: str, batch_size: int,
+             outputs) -> str:
+    """Digest of everything that decides the output: a journal only resumes the same run."""
+    stat = os.stat(src)
+    parts = [str(Path(src).resolve()), stat.st_size, stat.st_mtime_ns, card.sha256, grid.tile_size, grid.overlap,
+             list(bands), scaling.describe(), engine, batch_size, [str(Path(p).resolve()) for p in outputs]]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,
                predictor: TilePredictor, batch_size: int, emit: Callable[[Band], None],
-               progress: Callable[[int], None] | None) -> int:
+               progress: Callable[[int], None] | None, resume_at: int = 0) -> int:
     """Read, batch, predict and stitch every tile in grid order; fully masked tiles are skipped.
-    Returns the number of tiles computed."""
-    stitcher = RowStitcher(grid, predictor.num_classes)
+    With ``resume_at`` > 0 (scene rows already written) start at the first tile row that reaches
+    below them. Returns the number of tiles computed."""
+    start_row = first_row_touching(grid, resume_at) if resume_at else 0
+    stitcher = RowStitcher(grid, predictor.num_classes, start_row=start_row)
+    if progress and start_row:
+        progress(start_row * len(grid.col_origins))
     scale = (np.asarray(scaling.low), np.asarray(scaling.high))
     queue: list[tuple[Tile, np.ndarray | None]] = []  # grid order; None = skipped tile
     computed = 0
@@ -291,6 +330,8 @@ def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scali
         queue.clear()
 
     for tile in grid.tiles():
+        if tile.row < start_row:
+            continue
         data, valid = read_window(scene, bands, tile.y0, tile.x0, tile.size, fill)
         queue.append((tile, data if valid.any() else None))
         if sum(d is not None for _, d in queue) == batch_size:

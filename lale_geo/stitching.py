@@ -37,15 +37,17 @@ class RowStitcher:
         ...         write(band)
     """
 
-    def __init__(self, grid: TileGrid, num_classes: int) -> None:
+    def __init__(self, grid: TileGrid, num_classes: int, start_row: int = 0) -> None:
+        """``start_row`` > 0 resumes at that tile row: bands before it are not produced, and the band of
+        ``start_row`` itself lacks the rows above's contributions (start one row early to get it)."""
         self.grid = grid
         self.num_classes = num_classes
         width = max(grid.width, grid.tile_size)
         # Rows [self._top, self._top + tile_size) of the scene; rows below a band are never revisited.
         self._acc = np.zeros((num_classes, grid.tile_size, width), np.float32)
-        self._top = 0
+        self._top = grid.row_band(start_row)[0]
         self._tiles_left_in_row = len(grid.col_origins)
-        self._row = 0
+        self._row = start_row
 
     def add(self, tile: Tile, logits: np.ndarray) -> Iterator[Band]:
         """Add one tile's (C, tile_size, tile_size) logits; yields the band it completes, if any.

@@ -120,6 +120,11 @@ class TileGrid:
         return start, stop
 
 
+def first_row_touching(grid: TileGrid, y: int) -> int:
+    """Index of the first tile row whose tiles reach scene row ``y`` or below."""
+    return next(r for r, origin in enumerate(grid.row_origins) if origin + grid.tile_size > y)
+
+
 def read_padded(image: np.ndarray, tile: Tile) -> np.ndarray:
     """The tile's window of a (bands, H, W) array, reflect-padded where it runs past the scene."""
     _, H, W = image.shape

@@ -82,12 +82,14 @@ def format_summary(s: PredictSummary) -> str:
               help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print the tile count, expected peak memory and a time estimate; predict nothing.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run of the same command from its last finished rows.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, vector, engine, plan_only, scheduler, overwrite) -> None:
+            probabilities, confidence, vector, engine, plan_only, resume, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     if plan_only:
@@ -116,7 +118,7 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
                               scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                               device=device, probabilities=probabilities, confidence=confidence,
-                              overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine,
+                              overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine, resume=resume,
                               on_start=lambda tiles: setattr(bar, "length", tiles))
         if vector:
             polygons = vectorize(dst)
