@@ -152,13 +152,12 @@ def segment_as(da: xr.DataArray, output: str, weights: str | None = None, *,
     if mask_data is not None and not lazy:
         mask_data = np.asarray(mask_data)
 
+    step = max(1, -(-max(H, W) // 1024))  # a ~1024 px sample decides the scaling, once per scene
     if lazy:
-        step = max(1, int(np.ceil(max(H, W) / 1024)))
         scale_value = dask.delayed(_scene_scale)(data[:, ::step, ::step], nodata, card, scale)
     else:
         data = np.asarray(data)
-        scale_value = _scene_scale(data[:, ::max(1, max(H, W) // 1024), ::max(1, max(H, W) // 1024)], nodata,
-                                   card, scale)
+        scale_value = _scene_scale(data[:, ::step, ::step], nodata, card, scale)
 
     if lazy and not isinstance(source, str):
         source = dask.delayed(source)  # ship an in-memory model once, not once per block
