@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
@@ -122,6 +122,18 @@ def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_rang
     return Scaling(tuple(low), tuple(high), f"per-band 2-98 % percentiles of a {shape[2]}x{shape[1]} read")
 
 
+def has_mask(src: rasterio.DatasetReader) -> bool:
+    """Whether any band carries nodata, alpha or a GDAL mask (float NaN is checked separately)."""
+    return any(flags != [MaskFlags.all_valid] for flags in src.mask_flag_enums)
+
+
+def _dataset_mask(src: rasterio.DatasetReader, window: Window) -> np.ndarray:
+    """Validity of a window; without any mask no pixels are read (a per-tile saving that matters)."""
+    if not has_mask(src):
+        return np.ones((int(window.height), int(window.width)), bool)
+    return src.dataset_mask(window=window) > 0
+
+
 def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,
                 fill: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """(bands, size, size) float32 pixels and (size, size) validity of a tile that may run past the scene.
@@ -133,14 +145,14 @@ def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: 
     window = Window(x0, y0, w, h)
     try:
         data = src.read(bands, window=window).astype(np.float32)
-        valid = src.dataset_mask(window=window) > 0
+        valid = _dataset_mask(src, window)
     except RasterioIOError as e:
         raise RasterIOError(f"{src.name}: read failed at row {y0}, col {x0} ({h}x{w} px); the file is "
                             f"corrupt or truncated ({str(e).splitlines()[0]})") from None
     if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
         valid &= np.isfinite(data).all(axis=0)
-    fill_values = np.asarray(fill, np.float32)[:, None, None]
-    data = np.where(valid[None], data, fill_values)
+    if not valid.all():
+        data = np.where(valid[None], data, np.asarray(fill, np.float32)[:, None, None])
     if h < size or w < size:
         mode = "reflect" if min(h, w) > 1 else "edge"
         data = np.pad(data, ((0, 0), (0, size - h), (0, size - w)), mode=mode)
@@ -152,7 +164,7 @@ def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, ro
     """(rows, width) validity of full-width scene rows."""
     window = Window(0, y0, src.width, rows)
     try:
-        valid = src.dataset_mask(window=window) > 0
+        valid = _dataset_mask(src, window)
         if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
             valid &= np.isfinite(src.read(bands, window=window)).all(axis=0)
     except RasterioIOError as e:
