@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.errors
 from rasterio.transform import from_origin
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial" / "tile_4" / "images" / \
@@ -31,8 +33,10 @@ SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai
 
 def make_tile(folder: Path) -> Path:
     out = folder / "tile.tif"
-    with rasterio.open(SOURCE) as src:
-        data = src.read()
+    with warnings.catch_warnings():  # a plain JPEG: no georeferencing, we add it below
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(SOURCE) as src:
+            data = src.read()
     with rasterio.open(out, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=3, dtype="uint8",
                        crs="EPSG:32640", transform=from_origin(500000, 2800000, 0.5, 0.5), tiled=True,
                        blockxsize=256, blockysize=256, compress="deflate", photometric="RGB") as dst:
