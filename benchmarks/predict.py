@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.errors
+from _process import run_measured
 from rasterio.transform import from_origin
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial" / "tile_4" / "images" / \
@@ -66,19 +66,6 @@ def make_scene(tile: Path, size: int, folder: Path) -> Path:
     vrt.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>EPSG:32640</SRS>'
                    f"<GeoTransform>500000, 0.5, 0, 2800000, 0, -0.5</GeoTransform>{''.join(bands_xml)}</VRTDataset>")
     return vrt
-
-
-def run_child(args: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{err}")
-    return seconds, usage.ru_maxrss / 1024, out
 
 
 def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int) -> float:
@@ -126,8 +113,8 @@ def main() -> None:
             out = folder / f"out_{engine}.tif"
             # one short run first so that the ONNX export is cached and not timed
             small = make_scene(tile, 600, folder)
-            run_child(cli + [str(small), "-o", str(folder / "warm.tif"), "--engine", engine, "--overwrite"])
-            seconds, rss, _ = run_child(cli + [str(scene), "-o", str(out), "--engine", engine,
+            run_measured(cli + [str(small), "-o", str(folder / "warm.tif"), "--engine", engine, "--overwrite"])
+            seconds, rss, _ = run_measured(cli + [str(scene), "-o", str(out), "--engine", engine,
                                                "--batch-size", str(args.batch), "--weights", args.weights])
             bare = bare_model(engine, args.weights, len(grid), card.tile_size, args.batch)
             mp = args.size**2 / 1e6
@@ -139,7 +126,7 @@ def main() -> None:
         rss_by_size = {}
         for size in args.memory_sizes:
             scene = make_scene(tile, size, folder)
-            seconds, rss, _ = run_child(cli + [str(scene), "-o", str(folder / f"mem_{size}.tif"), "--engine", engine,
+            seconds, rss, _ = run_measured(cli + [str(scene), "-o", str(folder / f"mem_{size}.tif"), "--engine", engine,
                                                "--batch-size", str(args.batch), "--weights", args.weights])
             rss_by_size[size] = rss
             print(f"{engine:<13}{size:>8}{len(TileGrid(size, size, card.tile_size, card.overlap)):>7}"

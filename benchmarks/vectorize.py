@@ -10,15 +10,13 @@ peak RSS is that process's maximum resident set (os.wait4).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import rasterio
+from _process import run_measured
 from rasterio.windows import Window
 
 WORLDCOVER = (Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "worldcover" /
@@ -47,17 +45,6 @@ frame["area_m2"] = frame.to_crs("EPSG:6933").area
 frame.to_file(sys.argv[2], driver="GPKG", engine="pyogrio")
 print(len(frame))
 """
-
-
-def run(args: list[str]) -> tuple[float, float, str]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{args[:3]} failed: {err}")
-    return seconds, usage.ru_maxrss / 1024, out.strip().splitlines()[-1] if out.strip() else ""
 
 
 def main() -> None:
@@ -92,7 +79,8 @@ def main() -> None:
             print("(gdal_polygonize not installed: skipped)")
         results = {}
         for name, command in rows:
-            seconds, rss, count = run(command)
+            seconds, rss, out = run_measured(command)
+            count = out.strip().splitlines()[-1] if out.strip() else ""
             results[name] = (seconds, rss)
             print(f"{name:<34}{seconds:>9.1f}{rss:>13.0f}{count:>10}", flush=True)
         ours, whole = results["ours (no sieve)"], results["whole array (shapes + geopandas)"]
