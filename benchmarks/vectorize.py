@@ -72,6 +72,9 @@ def main() -> None:
                                                str(args.block), "10", "0.00005"]),
             ("whole array (shapes + geopandas)", [sys.executable, "-c", WHOLE_ARRAY, str(raster), f"{tmp}/c.gpkg"]),
         ]
+        rows += [("(imports only: ours)", [sys.executable, "-c", "import lale_geo.vectorize, pyogrio; print(0)"]),
+                 ("(imports only: whole array)", [sys.executable, "-c",
+                                                  "import geopandas, rasterio.features, shapely; print(0)"])]
         polygonize = shutil.which("gdal_polygonize.py") or shutil.which("gdal_polygonize")
         if polygonize:
             rows.append(("gdal_polygonize", [polygonize, "-q", str(raster), "-f", "GPKG", f"{tmp}/d.gpkg"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,8 +9,6 @@ import torch
 from torch import nn
 
 from .errors import InvalidInputError
-
-log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str = "auto") -> torch.device:

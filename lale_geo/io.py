@@ -3,7 +3,6 @@ reads with reflect padding, and atomic COG writers (no torch here)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 import warnings
@@ -19,8 +18,6 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from .errors import InvalidInputError, OutputExistsError, RasterIOError
-
-log = logging.getLogger(__name__)
 
 OUTPUT_NODATA = 255
 _COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import time
 import warnings
@@ -34,8 +33,6 @@ from .io import (
 from .stitching import Band, RowStitcher, argmax_classes, labels_and_confidence, softmax
 from .tiling import Tile, TileGrid, first_row_touching, read_padded
 from .weights import DEFAULT_WEIGHTS, WeightsCard, load_weights
-
-log = logging.getLogger(__name__)
 
 
 def predict_array(predictor: TilePredictor, image: np.ndarray, scale: tuple,

@@ -9,7 +9,6 @@ current row of block edges, not by the raster size.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,8 +25,6 @@ from shapely.geometry import shape
 
 from .errors import InvalidInputError
 from .io import check_output, open_raster
-
-log = logging.getLogger(__name__)
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact

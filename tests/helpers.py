@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +44,16 @@ def card_for(num_classes: int, tile_size: int = 128, overlap: int = 32) -> Weigh
         classes=tuple(ClassInfo(i, f"c{i}", (10 * i, 20, 30)) for i in range(num_classes)),
         bands=("red", "green", "blue"), input_range=(0, 255), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
         tile_size=tile_size, overlap=overlap, license="n/a", sha256="0" * 64)
+
+
+def assert_onnx_parity(model, x, tmp_path, tolerance=1e-4):
+    """The model exported with torch.onnx gives the same logits under onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    with torch.inference_mode():
+        ref = model.eval()(x).numpy()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(out - ref).max() < tolerance

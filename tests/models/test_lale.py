@@ -1,10 +1,10 @@
-import numpy as np
 import pytest
 import torch
 
 from lale_geo.models import count_macs, count_params, create_model
 from lale_geo.models.flops import _ExplicitAttention
 from lale_geo.models.layers import Attention
+from tests.helpers import assert_onnx_parity
 
 # (params target, tolerance), (GMACs at 256x256 target, tolerance): the paper's numbers, 7 classes.
 PAPER = {"lale_s1": ((1.6e6, 0.03), (0.59e9, 0.10)), "lale_s2": ((2.6e6, 0.03), (0.78e9, 0.10))}
@@ -90,14 +90,4 @@ def test_feature_info_describes_the_encoder_outputs():
 
 
 def test_onnx_export_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    model = create_model("lale_s1", num_classes=5).eval()
-    x = torch.randn(2, 3, 96, 160)
-    with torch.inference_mode():
-        ref = model(x).numpy()
-    path = tmp_path / "lale_s1.onnx"
-    torch.onnx.export(model, (x,), str(path), dynamo=True, verbose=False)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    assert np.abs(out - ref).max() < 1e-4
+    assert_onnx_parity(create_model("lale_s1", num_classes=5), torch.randn(2, 3, 96, 160), tmp_path)

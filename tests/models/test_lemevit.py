@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -8,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lale_geo.models import count_macs, count_params, create_model
 from lale_geo.models.flops import _ExplicitAttention
 from lale_geo.models.lemevit import VARIANTS, DualCrossAttentionBlock, LeMeViTBackbone, LeMeViTClassifier
+from tests.helpers import assert_onnx_parity
 
 
 def meta(build):
@@ -90,13 +90,4 @@ def test_segmentation_model_any_size(shape):
 
 
 def test_lemevit_onnx_export_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    model = create_model("lemevit_tiny", num_classes=5).eval()
-    x = torch.randn(1, 3, 128, 128)
-    with torch.inference_mode():
-        ref = model(x).numpy()
-    torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), dynamo=True, verbose=False)
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    assert np.abs(out - ref).max() < 1e-4
+    assert_onnx_parity(create_model("lemevit_tiny", num_classes=5), torch.randn(1, 3, 128, 128), tmp_path)
