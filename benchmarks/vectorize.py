@@ -24,11 +24,10 @@ WORLDCOVER = (Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 OURS = """
 import sys
-from lale_geo.vectorize import vectorize, write_layer
-frame = vectorize(sys.argv[1], block_size=int(sys.argv[3]), min_pixels=int(sys.argv[4]),
-                  simplify=float(sys.argv[5]) or None)
-write_layer(frame, sys.argv[2])
-print(len(frame))
+from lale_geo.vectorize import vectorize_to_file
+summary = vectorize_to_file(sys.argv[1], sys.argv[2], block_size=int(sys.argv[3]), min_pixels=int(sys.argv[4]),
+                            simplify=float(sys.argv[5]) or None)
+print(summary.polygons)
 """
 
 WHOLE_ARRAY = """

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import rasterio.features
 import shapely
@@ -39,6 +40,15 @@ class VectorizeSummary:
     @property
     def polygons(self) -> int:
         return sum(self.polygons_per_class.values())
+
+    def add(self, frame: gpd.GeoDataFrame) -> None:
+        """Count the polygons and areas of ``frame`` in, by class name (sorted)."""
+        for name, group in frame.groupby("class_name", sort=True):
+            self.polygons_per_class[str(name)] = self.polygons_per_class.get(str(name), 0) + len(group)
+            self.area_per_class_m2[str(name)] = self.area_per_class_m2.get(str(name), 0.0) + float(
+                group["area_m2"].sum())
+        self.polygons_per_class = dict(sorted(self.polygons_per_class.items()))
+        self.area_per_class_m2 = dict(sorted(self.area_per_class_m2.items()))
 
 
 def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None = None) -> dict[int, str]:
@@ -217,18 +227,11 @@ def vectorize(src: str | Path, *, block_size: int = 2048, connectivity: int = 4,
     Example:
         >>> polygons = vectorize("landcover.tif", min_area=500, simplify=1.0)
     """
-    if connectivity not in (4, 8):
-        raise InvalidInputError(f"connectivity must be 4 or 8, got {connectivity}")
-    with open_raster(src) as dataset:
-        _check_class_raster(dataset)
-        threshold = _sieve_threshold(dataset, min_pixels, min_area)
-        names = class_names_for(dataset, classes_file)
-        values, geoms = [], []
-        for value, geom in iter_polygons(dataset, block_size=block_size, connectivity=connectivity,
-                                         min_pixels=threshold, classes_only=classes_only, progress=progress):
-            values.append(value)
-            geoms.append(geom)
-        frame = _frame(values, _to_map(geoms, dataset.transform), dataset.crs, names, Path(src).name)
+    frames = list(iter_frames(src, block_size=block_size, connectivity=connectivity, min_pixels=min_pixels,
+                              min_area=min_area, classes_only=classes_only, classes_file=classes_file,
+                              progress=progress))
+    frame = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True),
+                                                                crs=frames[0].crs)
     if simplify and not frame.empty:
         frame["geometry"] = shapely.coverage_simplify(frame.geometry.to_numpy(), simplify,
                                                       simplify_boundary=False)
@@ -236,6 +239,57 @@ def vectorize(src: str | Path, *, block_size: int = 2048, connectivity: int = 4,
     if frame.empty:
         warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
     return frame
+
+
+def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: int = 2048, connectivity: int = 4,
+                min_pixels: int = 0, min_area: float | None = None, classes_only: Sequence[int] | None = None,
+                classes_file: str | Path | None = None,
+                progress: Callable[[int], None] | None = None) -> Iterator[gpd.GeoDataFrame]:
+    """Final polygons (not simplified) in GeoDataFrames of at most ``chunk_size`` rows (all in one when
+    None); always yields at least one frame, empty when there is nothing to polygonize."""
+    if connectivity not in (4, 8):
+        raise InvalidInputError(f"connectivity must be 4 or 8, got {connectivity}")
+    with open_raster(src) as dataset:
+        _check_class_raster(dataset)
+        threshold = _sieve_threshold(dataset, min_pixels, min_area)
+        names = class_names_for(dataset, classes_file)
+        values, geoms, emitted = [], [], False
+        for value, geom in iter_polygons(dataset, block_size=block_size, connectivity=connectivity,
+                                         min_pixels=threshold, classes_only=classes_only, progress=progress):
+            values.append(value)
+            geoms.append(geom)
+            if chunk_size and len(values) >= chunk_size:
+                yield _frame(values, _to_map(geoms, dataset.transform), dataset.crs, names, Path(src).name)
+                values, geoms, emitted = [], [], True
+        if values or not emitted:
+            yield _frame(values, _to_map(geoms, dataset.transform), dataset.crs, names, Path(src).name)
+
+
+def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = None, overwrite: bool = False,
+                      simplify: float | None = None, chunk_size: int = 20_000, **options) -> VectorizeSummary:
+    """Polygons of ``src`` written to ``dst`` (by extension). GeoPackage output without ``simplify`` is
+    streamed in chunks of ``chunk_size`` polygons, so memory stays bounded whatever the raster size;
+    other formats and coverage simplification need the whole layer in memory first.
+    ``options`` are those of ``vectorize``."""
+    dst = check_vector_output(dst, overwrite, inputs=[src])
+    if simplify or dst.suffix.lower() != ".gpkg":
+        frame = vectorize(src, simplify=simplify, **options)
+        write_layer(frame, dst, layer=layer, overwrite=overwrite)
+        return summarise(frame, dst)
+    tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
+    tmp.unlink(missing_ok=True)
+    summary = VectorizeSummary(output=dst)
+    try:
+        for i, frame in enumerate(iter_frames(src, chunk_size=chunk_size, **options)):
+            frame.to_file(tmp, driver="GPKG", layer=layer or dst.stem, engine="pyogrio", append=i > 0)
+            summary.add(frame)
+        if not summary.polygons:
+            warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
+        check_output(dst, overwrite)  # still free: nothing appeared there while we worked
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return summary
 
 
 def _frame(values, geoms, crs, names: dict[int, str], source: str) -> gpd.GeoDataFrame:
@@ -301,7 +355,5 @@ def write_layer(frame: gpd.GeoDataFrame, dst: str | Path, *, layer: str | None =
 
 def summarise(frame: gpd.GeoDataFrame, output: Path | None = None) -> VectorizeSummary:
     summary = VectorizeSummary(output=output)
-    for name, group in frame.groupby("class_name", sort=True):
-        summary.polygons_per_class[str(name)] = len(group)
-        summary.area_per_class_m2[str(name)] = float(group["area_m2"].sum())
+    summary.add(frame)
     return summary

@@ -150,3 +150,26 @@ def test_bad_inputs(tmp_path, rasterio_fixtures):
     assert len(pyogrio.read_dataframe(out)) == 0
     with pytest.raises(InvalidInputError, match="unknown vector format"):
         write_layer(frame, tmp_path / "x.shp")
+
+
+def test_streamed_geopackage_equals_the_in_memory_layer(worldcover_window, tmp_path):
+    from lale_geo.vectorize import vectorize_to_file
+
+    path, _ = worldcover_window
+    summary = vectorize_to_file(path, tmp_path / "s.gpkg", chunk_size=50, block_size=256)
+    streamed = pyogrio.read_dataframe(tmp_path / "s.gpkg")
+    whole = vectorize(path, block_size=256)
+    assert summary.polygons == len(streamed) == len(whole)
+    assert patch_signature(streamed) == patch_signature(whole)
+    assert streamed.crs == whole.crs and set(streamed.class_name) == set(whole.class_name)
+    assert summary.area_per_class_m2["Tree cover"] == pytest.approx(whole[whole.class_id == 10].area_m2.sum())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.gpkg", "wc.tif"]
+
+
+def test_streamed_empty_layer(tmp_path):
+    from lale_geo.vectorize import vectorize_to_file
+
+    src = write(tmp_path / "e.tif", np.full((5, 5), 255, np.uint8))
+    with pytest.warns(UserWarning, match="empty"):
+        summary = vectorize_to_file(src, tmp_path / "e.gpkg")
+    assert summary.polygons == 0 and len(pyogrio.read_dataframe(tmp_path / "e.gpkg")) == 0

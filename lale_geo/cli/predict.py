@@ -10,7 +10,7 @@ import click
 
 from ..engines import ENGINES
 from ..pipeline import PredictSummary, plan, predict
-from ..vectorize import check_vector_output, vectorize, write_layer
+from ..vectorize import check_vector_output, vectorize_to_file
 from ..weights import random_weights
 from .options import (
     batch_size_option,
@@ -121,11 +121,10 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
                               overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine, resume=resume,
                               on_start=lambda tiles: setattr(bar, "length", tiles))
         if vector:
-            polygons = vectorize(dst)
-            write_layer(polygons, vector, overwrite=overwrite)
+            polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     if not quiet:
         click.echo(format_summary(summary))
         if vector:
-            click.echo(f"wrote {vector}: {len(polygons)} polygons")
+            click.echo(f"wrote {vector}: {polygons.polygons} polygons")

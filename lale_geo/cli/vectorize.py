@@ -8,7 +8,7 @@ import warnings
 import click
 
 from ..io import open_raster
-from ..vectorize import FORMATS, check_vector_output, summarise, vectorize, write_layer
+from ..vectorize import FORMATS, check_vector_output, vectorize_to_file
 from .options import overwrite_option
 from .predict import parse_ints
 
@@ -53,11 +53,11 @@ def command(ctx, src, dst, layer, min_area, min_pixels, connectivity, simplify, 
         warnings.simplefilter("always", UserWarning)
         with click.progressbar(length=blocks, label="blocks", file=sys.stderr,
                                hidden=quiet or not sys.stderr.isatty()) as bar:
-            frame = vectorize(src, block_size=block_size, connectivity=int(connectivity), min_pixels=min_pixels,
-                              min_area=min_area, simplify=simplify, classes_only=classes_only,
-                              classes_file=classes_file, progress=bar.update)
-        write_layer(frame, dst, layer=layer, overwrite=overwrite)
+            summary = vectorize_to_file(src, dst, layer=layer, overwrite=overwrite, simplify=simplify,
+                                        block_size=block_size, connectivity=int(connectivity),
+                                        min_pixels=min_pixels, min_area=min_area, classes_only=classes_only,
+                                        classes_file=classes_file, progress=bar.update)
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     if not quiet:
-        click.echo(format_summary(summarise(frame), dst))
+        click.echo(format_summary(summary, dst))
