@@ -249,7 +249,8 @@ def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: i
     None); always yields at least one frame, empty when there is nothing to polygonize."""
     if connectivity not in (4, 8):
         raise InvalidInputError(f"connectivity must be 4 or 8, got {connectivity}")
-    with open_raster(src) as dataset:
+    # Blocks are read once, a row at a time: GDAL's default cache (5 % of RAM) would only hoard them.
+    with rasterio.Env(GDAL_CACHEMAX=32 << 20), open_raster(src) as dataset:
         _check_class_raster(dataset)
         threshold = _sieve_threshold(dataset, min_pixels, min_area)
         names = class_names_for(dataset, classes_file)
