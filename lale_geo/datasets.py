@@ -17,11 +17,16 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
 
 from .errors import DatasetError
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def _display_colour(i: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.random.default_rng(i).integers(40, 256, 3))
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ class ClassTable:
     splits: dict[str, tuple[str, ...]]
     licence: str = ""
     attribution: str = ""
+    bands: tuple[str, ...] = ("red", "green", "blue")
+    input_range: tuple[float, float] = (0.0, 255.0)
+    mean: tuple[float, ...] | None = None  # per band, on [0, 1]-scaled values; None: ImageNet for RGB,
+    std: tuple[float, ...] | None = None   # otherwise measured on the training images
 
     @property
     def num_classes(self) -> int:
@@ -54,13 +63,18 @@ class ClassTable:
             return cls(
                 name=data.get("name", Path(path).stem),
                 class_names=tuple(c["name"] for c in classes),
-                colours=tuple(tuple(c["colour"]) for c in classes),
+                # Value-coded labels need no colours; give the map distinct ones for display.
+                colours=tuple(tuple(c.get("colour", _display_colour(i))) for i, c in enumerate(classes)),
                 values=values,
                 ignore_colours=tuple(tuple(v) for v in ignore if isinstance(v, list)),
                 ignore_values=tuple(int(v) for v in ignore if isinstance(v, int)),
                 splits={k: tuple(v) for k, v in data.get("splits", {}).items()},
                 licence=data.get("licence", ""),
                 attribution=data.get("attribution", ""),
+                bands=tuple(data.get("bands", ("red", "green", "blue"))),
+                input_range=tuple(float(v) for v in data.get("input_range", (0, 255))),
+                mean=tuple(data["mean"]) if "mean" in data else None,
+                std=tuple(data["std"]) if "std" in data else None,
             )
         except FileNotFoundError:
             raise DatasetError(f"{path}: class table not found") from None
@@ -153,8 +167,20 @@ def split_folders(root: str | Path, table: ClassTable, split: str) -> list[Path]
     return [root / sub for sub in table.splits[split]]
 
 
-def load_split(root: str | Path, table: ClassTable, split: str, bands: int = 3) -> list[Sample]:
-    """Every (image, mask) pair of ``split``, decoded into memory."""
+def _same_grid(image_path: Path, mask_path: Path) -> None:
+    """Georeferenced image and label rasters must share their grid (CRS and transform)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(image_path) as a, rasterio.open(mask_path) as b:
+            if a.crs and b.crs and (a.crs != b.crs or a.transform != b.transform):
+                raise DatasetError(f"{mask_path}: not on the grid of {image_path.name} (CRS or transform "
+                                   "differ); resample the labels onto the image grid first")
+
+
+def load_split(root: str | Path, table: ClassTable, split: str, bands: int | None = None) -> list[Sample]:
+    """Every (image, mask) pair of ``split``, decoded into memory. Masks may be colour or palette images or
+    single-band label rasters (GeoTIFF labels on the image's grid, with "value" per class in the table)."""
+    bands = bands or len(table.bands)
     samples = []
     for folder in split_folders(root, table, split):
         images = sorted(p for p in (folder / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -168,8 +194,54 @@ def load_split(root: str | Path, table: ClassTable, split: str, bands: int = 3) 
             image = _read(image_path)[0][:bands]
             if image.shape[0] != bands:
                 raise DatasetError(f"{image_path}: {image.shape[0]} band(s), need {bands}")
+            _same_grid(image_path, masks[0])
             mask = decode_mask(masks[0], table)
             if mask.shape != image.shape[1:]:
                 raise DatasetError(f"{masks[0]}: mask is {mask.shape}, image is {image.shape[1:]}")
             samples.append(Sample(f"{folder.name}/{image_path.stem}", image, mask))
     return samples
+
+
+# ESA WorldCover 2021 codes -> ARAS400k class ids (spec/lale.md §6); 0 is WorldCover's nodata.
+WORLDCOVER_TO_ARAS400K = {10: 0, 95: 0, 20: 1, 30: 2, 90: 2, 100: 2, 40: 3, 50: 4, 60: 5, 70: 5, 80: 6}
+
+
+def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = False, block_rows: int = 1024) -> dict:
+    """Write ESA WorldCover labels as ARAS400k classes (uint8 COG, nodata 255, ARAS400k colours and class
+    names), block by block. Returns the pixel count per ARAS400k class name.
+
+    Example:
+        >>> remap_worldcover("ESA_WorldCover_10m_2021_v200_N00E006_Map.tif", "aras_labels.tif")
+    """
+    from .io import OUTPUT_NODATA, RasterWriter, check_output, open_raster
+
+    table = ClassTable.read(shipped_class_tables()["aras400k"])
+    lut = np.full(256, OUTPUT_NODATA, np.uint8)
+    for code, class_id in WORLDCOVER_TO_ARAS400K.items():
+        lut[code] = class_id
+    known = set(WORLDCOVER_TO_ARAS400K) | {0}
+    check_output(dst, overwrite, inputs=[src])
+    counts = np.zeros(256, np.int64)
+    with open_raster(src) as labels:
+        if labels.count != 1 or labels.dtypes[0] != "uint8":
+            raise DatasetError(f"{src}: expected a one-band uint8 WorldCover map")
+        profile = {"width": labels.width, "height": labels.height, "crs": labels.crs, "transform": labels.transform,
+                   "dtype": "uint8", "nodata": OUTPUT_NODATA, "count": 1}
+        colormap = {i: (*c, 255) for i, c in enumerate(table.colours)}
+        writer = RasterWriter(dst, profile, colormap=colormap, band_descriptions=["ARAS400k class"],
+                              tags={"LALE_GEO_CLASSES": json.dumps(list(table.class_names)),
+                                    "SOURCE": f"ESA WorldCover remapped to ARAS400k from {Path(src).name}"})
+        try:
+            for y in range(0, labels.height, block_rows):
+                rows = labels.read(1, window=Window(0, y, labels.width, min(block_rows, labels.height - y)))
+                unknown = set(np.unique(rows).tolist()) - known
+                if unknown:
+                    raise DatasetError(f"{src}: values {sorted(unknown)} are not WorldCover classes")
+                mapped = lut[rows]
+                counts += np.bincount(mapped.ravel(), minlength=256)
+                writer.write_rows(y, mapped)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return {name: int(counts[i]) for i, name in enumerate(table.class_names)}

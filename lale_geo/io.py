@@ -92,9 +92,9 @@ class Scaling:
 
 def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_range: Sequence[float],
                    scale: tuple[float, float] | None = None, sample_size: int = 1024) -> Scaling:
-    """Per-scene value scaling: ``--scale`` if given; the card's range for data already in it (uint8 for
-    an 8-bit model); otherwise per-band 2-98 % percentiles of valid pixels from a decimated read (GDAL
-    serves it from overviews when the file has them)."""
+    """Per-scene value scaling: ``--scale`` if given; the card's range when the weights were trained on raw
+    values of another range; uint8 as is for an 8-bit model; otherwise (e.g. uint16 into an 8-bit model)
+    per-band 2-98 % percentiles of valid pixels from a decimated read (GDAL serves it from overviews)."""
     n = len(bands)
     if scale is not None:
         lo, hi = scale
@@ -102,7 +102,9 @@ def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_rang
             raise InvalidInputError(f"--scale {lo},{hi}: MIN must be below MAX")
         return Scaling((lo,) * n, (hi,) * n, "user --scale")
     lo, hi = input_range
-    if src.dtypes[bands[0] - 1] == "uint8" and (lo, hi) == (0, 255):
+    if (lo, hi) != (0, 255):  # weights trained on raw sensor values: use their range as is
+        return Scaling((float(lo),) * n, (float(hi),) * n, "weights' input range")
+    if src.dtypes[bands[0] - 1] == "uint8":
         return Scaling((0.0,) * n, (255.0,) * n, "uint8 as is")
     factor = max(src.width, src.height) / sample_size
     shape = (n, max(1, round(src.height / max(factor, 1))), max(1, round(src.width / max(factor, 1))))

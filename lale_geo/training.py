@@ -36,20 +36,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class CropSampler:
     """Random crops (area-weighted over images) with flips, rot90 and brightness/contrast jitter."""
 
-    def __init__(self, samples: Sequence[Sample], crop: int, seed: int) -> None:
+    def __init__(self, samples: Sequence[Sample], crop: int, seed: int,
+                 input_range: tuple[float, float] = (0.0, 255.0)) -> None:
         self.samples = list(samples)
         self.crop = crop
+        self.input_range = input_range
         self.rng = np.random.default_rng(seed)
         areas = np.array([s.mask.size for s in self.samples], np.float64)
         self.p = areas / areas.sum()
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(size, bands, crop, crop) float32 in [0, 1] and (size, crop, crop) int64 targets."""
+        """(size, bands, crop, crop) float32 in [0, 1] (from ``input_range``) and (size, crop, crop) int64
+        targets."""
+        lo, hi = self.input_range
         images, masks = [], []
         for idx in self.rng.choice(len(self.samples), size=size, p=self.p):
             s = self.samples[idx]
             image, mask = self._crop(s.image, s.mask)
-            image = image.astype(np.float32) / 255.0
+            image = np.clip((image.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
             if self.rng.random() < 0.5:
                 image, mask = image[:, :, ::-1], mask[:, ::-1]
             if self.rng.random() < 0.5:
@@ -102,11 +106,11 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def evaluate(predictor: TilePredictor, samples: Sequence[Sample], class_names: list[str],
-             tile_size: int, overlap: int, batch_size: int = 8) -> dict:
+             tile_size: int, overlap: int, batch_size: int = 8, input_range: Sequence[float] = (0, 255)) -> dict:
     """Scores on whole images, tiled and blended exactly as ``predict`` does."""
     cm = np.zeros((predictor.num_classes,) * 2, np.int64)
     for s in samples:
-        logits = predict_array(predictor, s.image, (0, 255), tile_size, overlap, batch_size)
+        logits = predict_array(predictor, s.image, tuple(input_range), tile_size, overlap, batch_size)
         cm += confusion_matrix(logits.argmax(0), s.mask, predictor.num_classes)
     return scores(cm, class_names)
 
@@ -151,14 +155,15 @@ class Trainer:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         self.model = model or create_model(config.model, num_classes=table.num_classes,
-                                           **config.model_kwargs)
+                                           in_chans=len(table.bands), **config.model_kwargs)
         self.model = self.model.to(memory_format=torch.channels_last)
-        self.sampler = CropSampler(train, config.crop, config.seed)
+        self.sampler = CropSampler(train, config.crop, config.seed, table.input_range)
+        self.norm_mean, self.norm_std = normalisation_for(table, train)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.step, self.elapsed, self.best_f1, self.best_step = 0, 0.0, -1.0, -1
-        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.mean = torch.tensor(self.norm_mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.norm_std).view(1, -1, 1, 1)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -200,9 +205,9 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def validate(self) -> dict:
-        predictor = TilePredictor(self.model, IMAGENET_MEAN, IMAGENET_STD, device="cpu")
+        predictor = TilePredictor(self.model, self.norm_mean, self.norm_std, device="cpu")
         result = evaluate(predictor, self.val, list(self.table.class_names), self.config.tile_size,
-                          self.config.overlap)
+                          self.config.overlap, input_range=self.table.input_range)
         self.model.train()
         return result
 
@@ -269,15 +274,28 @@ class Trainer:
         return self.step * self.config.batch_size * self.config.crop**2 / pixels
 
 
+def normalisation_for(table: ClassTable, train: Sequence[Sample]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and std on [0, 1]-scaled values: the table's, ImageNet's for RGB (the LALE recipe), or
+    measured on the training images for other bands."""
+    if table.mean is not None and table.std is not None:
+        return tuple(table.mean), tuple(table.std)
+    if tuple(table.bands) == ("red", "green", "blue"):
+        return IMAGENET_MEAN, IMAGENET_STD
+    lo, hi = table.input_range
+    pixels = np.concatenate([s.image.reshape(s.image.shape[0], -1)[:, ::97] for s in train], axis=1)
+    scaled = np.clip((pixels.astype(np.float64) - lo) / (hi - lo), 0, 1)
+    return tuple(float(v) for v in scaled.mean(1)), tuple(float(max(v, 1e-3)) for v in scaled.std(1))
+
+
 def card_fields_for(config: TrainConfig, table: ClassTable, name: str, command: str,
-                    data_root: str) -> dict:
+                    data_root: str, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> dict:
     """Card fields known before training (metrics and sha256 are added when weights are saved)."""
     return {
         "name": name, "model": config.model, "model_kwargs": config.model_kwargs,
         "classes": [{"id": i, "name": n, "colour": list(c)}
                     for i, (n, c) in enumerate(zip(table.class_names, table.colours))],
-        "bands": ["red", "green", "blue"], "input_range": [0, 255],
-        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "bands": list(table.bands), "input_range": list(table.input_range),
+        "mean": list(mean or IMAGENET_MEAN), "std": list(std or IMAGENET_STD),
         "tile_size": config.tile_size, "overlap": config.overlap,
         "license": table.licence or "unspecified",
         "training": {"data": table.name, "data_root": data_root, "data_licence": table.licence,

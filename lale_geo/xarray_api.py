@@ -48,7 +48,9 @@ def _scene_scale(pixels: np.ndarray, nodata, card: WeightsCard, scale) -> tuple[
     if scale is not None:
         return (np.broadcast_to(np.asarray(scale[0], np.float64), (n,)),
                 np.broadcast_to(np.asarray(scale[1], np.float64), (n,)))
-    if pixels.dtype == np.uint8 and tuple(card.input_range) == (0, 255):
+    if tuple(card.input_range) != (0, 255):  # trained on raw values of another range: as is
+        return np.full(n, float(card.input_range[0])), np.full(n, float(card.input_range[1]))
+    if pixels.dtype == np.uint8:
         return np.zeros(n), np.full(n, 255.0)
     valid = _valid_mask(pixels, nodata)
     if not valid.any():

@@ -78,3 +78,57 @@ def test_shipped_dubai_table_reads_the_real_data(dubai):
 def test_missing_class_table_names_the_options(tmp_path):
     with pytest.raises(DatasetError, match="dubai-aerial"):
         resolve_class_table(tmp_path)
+
+
+def test_worldcover_remap_to_aras400k_on_the_real_tile(tmp_path):
+    from rasterio.windows import Window
+
+    from lale_geo.datasets import WORLDCOVER_TO_ARAS400K, remap_worldcover
+    from tests.conftest import FIXTURES, need
+
+    src = need(FIXTURES / "worldcover" / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif")
+    with rasterio.open(src) as s:
+        window = Window(6500, 30500, 1200, 1000)
+        codes = s.read(1, window=window)
+        profile = dict(s.profile, width=1200, height=1000, transform=s.window_transform(window))
+    with rasterio.open(tmp_path / "wc.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    counts = remap_worldcover(tmp_path / "wc.tif", tmp_path / "aras.tif")
+    with rasterio.open(tmp_path / "aras.tif") as out:
+        mapped = out.read(1)
+        assert out.transform == profile["transform"] and out.nodata == 255
+        assert out.colormap(1)[6][:3] == (0, 0, 255)
+    for code, class_id in WORLDCOVER_TO_ARAS400K.items():
+        assert (mapped[codes == code] == class_id).all()
+    assert (mapped[codes == 0] == 255).all()
+    assert counts["Tree cover"] == np.isin(codes, [10, 95]).sum() > 0
+    assert counts["Grassland"] == np.isin(codes, [30, 90, 100]).sum() > 0
+
+
+def test_geotiff_label_rasters_with_values_and_four_bands(tmp_path):
+    from rasterio.transform import Affine
+
+    table_path = tmp_path / "classes.json"
+    table_path.write_text(json.dumps({
+        "name": "s2", "bands": ["blue", "green", "red", "nir"], "input_range": [0, 10000],
+        "classes": [{"id": 0, "name": "water", "value": 80}, {"id": 1, "name": "tree", "value": 10}],
+        "ignore": [0], "splits": {"train": ["a"], "val": ["a"]}}))
+    table = ClassTable.read(table_path)
+    (tmp_path / "a" / "images").mkdir(parents=True)
+    (tmp_path / "a" / "masks").mkdir()
+    grid = {"crs": "EPSG:32633", "transform": Affine(10, 0, 0, 0, -10, 0), "width": 40, "height": 30}
+    with rasterio.open(tmp_path / "a" / "images" / "s.tif", "w", driver="GTiff", count=4, dtype="uint16",
+                       **grid) as dst:
+        dst.write(np.full((4, 30, 40), 1234, np.uint16))
+    labels = np.where(np.arange(40)[None, :] < 20, 80, 10).repeat(30, 0).astype(np.uint8)
+    labels[0, 0] = 0
+    with rasterio.open(tmp_path / "a" / "masks" / "s.tif", "w", driver="GTiff", count=1, dtype="uint8",
+                       **grid) as dst:
+        dst.write(labels, 1)
+    [sample] = load_split(tmp_path, table, "train")
+    assert sample.image.shape == (4, 30, 40) and sample.mask[0, 0] == IGNORE_INDEX
+    assert (sample.mask[1:, :20] == 0).all() and (sample.mask[:, 20:] == 1).all()
+    with rasterio.open(tmp_path / "a" / "masks" / "s.tif", "r+") as dst:
+        dst.transform = Affine(20, 0, 0, 0, -20, 0)
+    with pytest.raises(DatasetError, match="not on the grid"):
+        load_split(tmp_path, table, "train")

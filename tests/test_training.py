@@ -79,3 +79,41 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert second.step == 3
     second.run(fields)
     assert second.step == 6
+
+
+def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path):
+    """Another sensor: 4-band uint16 GeoTIFFs with value labels -> weights whose card records the bands,
+    the input range and measured normalisation -> a map of a new scene."""
+    import json
+
+    import rasterio
+    from click.testing import CliRunner
+    from rasterio.transform import Affine
+
+    from lale_geo.cli.main import cli
+    from lale_geo.pipeline import predict
+
+    (tmp_path / "d" / "a" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "a" / "masks").mkdir()
+    (tmp_path / "d" / "classes.json").write_text(json.dumps({
+        "name": "s2", "bands": ["blue", "green", "red", "nir"], "input_range": [0, 10000],
+        "classes": [{"id": 0, "name": "water", "value": 80}, {"id": 1, "name": "tree", "value": 10}],
+        "splits": {"train": ["a"], "val": ["a"]}}))
+    grid = {"crs": "EPSG:32633", "transform": Affine(10, 0, 0, 0, -10, 0), "width": 64, "height": 64}
+    water = np.arange(64)[None, :].repeat(64, 0) < 32
+    image = np.where(water[None], 500, 4000).astype(np.uint16).repeat(4, 0)
+    for folder, data, count, dtype in (("images", image, 4, "uint16"),
+                                       ("masks", np.where(water, 80, 10)[None].astype(np.uint8), 1, "uint8")):
+        with rasterio.open(tmp_path / "d" / "a" / folder / "s.tif", "w", driver="GTiff", count=count, dtype=dtype,
+                           **grid) as dst:
+            dst.write(data)
+    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "w"),
+                                      "--max-steps", "4", "--val-every", "4", "--crop", "32", "--batch-size", "2",
+                                      "--tile-size", "32", "--overlap", "8"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "w.json").read_text())
+    assert card["bands"] == ["blue", "green", "red", "nir"] and card["input_range"] == [0, 10000]
+    assert len(card["mean"]) == 4 and card["mean"][0] == pytest.approx((500 + 4000) / 2 / 10000, rel=0.05)
+    summary = predict(tmp_path / "d" / "a" / "images" / "s.tif", tmp_path / "map.tif",
+                      weights=tmp_path / "w.safetensors", device="cpu", engine="torch")
+    assert summary.scaling.startswith("weights' input range") and sum(summary.class_pixels.values()) == 64 * 64

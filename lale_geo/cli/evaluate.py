@@ -55,6 +55,6 @@ def command(weights, data_root, classes, split, tile_size, overlap, batch_size, 
     samples = load_split(data_root, table, split, bands=len(card.bands))
     predictor = TilePredictor(model, card.mean, card.std, device)
     result = evaluate(predictor, samples, card.class_names, tile_size or card.tile_size,
-                      overlap if overlap is not None else card.overlap, batch_size)
+                      overlap if overlap is not None else card.overlap, batch_size, card.input_range)
     result.update(weights=card.name, split=split, images=len(samples))
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))

@@ -62,6 +62,7 @@ def command(data_root, classes, model, out, train_split, val_split, crop, batch_
     trainer = Trainer(config, table, train, val, out_path)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
-    card = trainer.run(card_fields_for(config, table, out_path.name, command_line, str(data_root)))
+    card = trainer.run(card_fields_for(config, table, out_path.name, command_line, str(data_root),
+                                       trainer.norm_mean, trainer.norm_std))
     click.echo(f"wrote {out_path.with_suffix('.safetensors')} (step {card.training['steps']}, "
                f"val macro F1 {card.metrics['macro_f1']:.4f}, mIoU {card.metrics['miou']:.4f})")
