@@ -90,35 +90,47 @@ class Scaling:
         return f"{self.rule}: {pairs}"
 
 
-def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_range: Sequence[float],
-                   scale: tuple[float, float] | None = None, sample_size: int = 1024) -> Scaling:
-    """Per-scene value scaling: ``--scale`` if given; the card's range when the weights were trained on raw
-    values of another range; uint8 as is for an 8-bit model; otherwise (e.g. uint16 into an 8-bit model)
-    per-band 2-98 % percentiles of valid pixels from a decimated read (GDAL serves it from overviews)."""
-    n = len(bands)
+def fixed_scaling(dtype, n: int, input_range: Sequence[float], scale=None) -> Scaling | None:
+    """The scaling that needs no look at the data, if any: ``--scale`` (numbers or one per band); the
+    card's range when the weights were trained on raw values of another range; uint8 as is for an 8-bit
+    model. None: the data must be sampled (``percentile_scaling``)."""
     if scale is not None:
-        lo, hi = scale
-        if not lo < hi:
-            raise InvalidInputError(f"--scale {lo},{hi}: MIN must be below MAX")
-        return Scaling((lo,) * n, (hi,) * n, "user --scale")
+        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in scale)
+        if not (lo < hi).all():
+            raise InvalidInputError(f"--scale {scale[0]},{scale[1]}: MIN must be below MAX")
+        return Scaling(tuple(map(float, lo)), tuple(map(float, hi)), "user --scale")
     lo, hi = input_range
-    if (lo, hi) != (0, 255):  # weights trained on raw sensor values: use their range as is
+    if (lo, hi) != (0, 255):
         return Scaling((float(lo),) * n, (float(hi),) * n, "weights' input range")
-    if src.dtypes[bands[0] - 1] == "uint8":
+    if np.dtype(dtype) == np.uint8:
         return Scaling((0.0,) * n, (255.0,) * n, "uint8 as is")
-    factor = max(src.width, src.height) / sample_size
-    shape = (n, max(1, round(src.height / max(factor, 1))), max(1, round(src.width / max(factor, 1))))
-    sample = src.read(bands, out_shape=shape, masked=True).astype(np.float64)
-    data = np.ma.masked_invalid(sample)
+    return None
+
+
+def percentile_scaling(valid_values: Sequence[np.ndarray], sample: str) -> Scaling:
+    """Per-band 2-98 % percentiles of each band's valid values (1-D arrays), ``sample`` says of what."""
+    n = len(valid_values)
+    if any(v.size == 0 for v in valid_values):
+        return Scaling((0.0,) * n, (1.0,) * n, "no valid pixels")
     low, high = [], []
-    for band in data:
-        valid = band.compressed()
-        if valid.size == 0:
-            return Scaling((0.0,) * n, (1.0,) * n, "no valid pixels")
-        p2, p98 = np.percentile(valid, [2, 98])
+    for values in valid_values:
+        p2, p98 = np.percentile(values.astype(np.float64), [2, 98])
         low.append(float(p2))
         high.append(float(p98) if p98 > p2 else float(p2) + 1.0)
-    return Scaling(tuple(low), tuple(high), f"per-band 2-98 % percentiles of a {shape[2]}x{shape[1]} read")
+    return Scaling(tuple(low), tuple(high), f"per-band 2-98 % percentiles of {sample}")
+
+
+def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_range: Sequence[float],
+                   scale: tuple[float, float] | None = None, sample_size: int = 1024) -> Scaling:
+    """Per-scene value scaling (``fixed_scaling``, else ``percentile_scaling`` of the valid pixels of a
+    decimated read: GDAL serves it from overviews when the file has them)."""
+    fixed = fixed_scaling(src.dtypes[bands[0] - 1], len(bands), input_range, scale)
+    if fixed is not None:
+        return fixed
+    factor = max(1.0, max(src.width, src.height) / sample_size)
+    shape = (len(bands), max(1, round(src.height / factor)), max(1, round(src.width / factor)))
+    data = np.ma.masked_invalid(src.read(bands, out_shape=shape, masked=True).astype(np.float64))
+    return percentile_scaling([band.compressed() for band in data], f"a {shape[2]}x{shape[1]} read")
 
 
 def has_mask(src: rasterio.DatasetReader) -> bool:

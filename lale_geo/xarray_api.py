@@ -18,7 +18,7 @@ from torch import nn
 
 from .errors import InvalidInputError
 from .inference import TilePredictor
-from .io import OUTPUT_NODATA
+from .io import OUTPUT_NODATA, fixed_scaling, percentile_scaling
 from .pipeline import predict_region, resolve_tiling
 from .stitching import labels_and_confidence, softmax
 from .tiling import TileGrid
@@ -43,20 +43,13 @@ def _valid_mask(pixels: np.ndarray, nodata) -> np.ndarray:
 
 
 def _scene_scale(pixels: np.ndarray, nodata, card: WeightsCard, scale) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band (low, high), decided once per scene like ``io.decide_scaling`` (from a decimated sample)."""
+    """Per-band (low, high), by the same rule as ``lale-geo predict`` (from a decimated sample)."""
     n = pixels.shape[0]
-    if scale is not None:
-        return (np.broadcast_to(np.asarray(scale[0], np.float64), (n,)),
-                np.broadcast_to(np.asarray(scale[1], np.float64), (n,)))
-    if tuple(card.input_range) != (0, 255):  # trained on raw values of another range: as is
-        return np.full(n, float(card.input_range[0])), np.full(n, float(card.input_range[1]))
-    if pixels.dtype == np.uint8:
-        return np.zeros(n), np.full(n, 255.0)
-    valid = _valid_mask(pixels, nodata)
-    if not valid.any():
-        return np.zeros(n), np.ones(n)
-    lo, hi = np.percentile(pixels[:, valid].astype(np.float64), [2, 98], axis=1)
-    return lo, np.where(hi > lo, hi, lo + 1.0)
+    scaling = fixed_scaling(pixels.dtype, n, card.input_range, scale)
+    if scaling is None:
+        valid = _valid_mask(pixels, nodata)
+        scaling = percentile_scaling(list(pixels[:, valid]), "a strided sample")
+    return np.asarray(scaling.low), np.asarray(scaling.high)
 
 
 def _segment_block(pixels, scale, mask=None, *, source, device, mean, grid, region, origin, nodata, batch_size,
