@@ -42,12 +42,18 @@ def raster_info(path: str | Path, classes_file: str | Path | None = None, block_
         pixel_area = row_pixel_areas_m2(src)
         size = int(np.iinfo(np.dtype(src.dtypes[0])).max) + 1
         counts, areas = np.zeros(size, np.int64), np.zeros(size)
+        constant_area = np.all(pixel_area == pixel_area[0])
         for y in range(0, src.height, block_rows):
             rows = src.read(1, window=Window(0, y, src.width, min(block_rows, src.height - y)))
-            for r, row in enumerate(rows):
+            if constant_area:  # projected CRS: one count per block
+                counts += np.bincount(rows.ravel(), minlength=size)
+                continue
+            for r, row in enumerate(rows):  # geographic: pixel area changes with latitude, row by row
                 c = np.bincount(row, minlength=size)
                 counts += c
                 areas += c * pixel_area[y + r]
+        if constant_area:
+            areas = counts * pixel_area[0]
         tags = src.tags()
         nodata = None if src.nodata is None else int(src.nodata)
         total = counts.sum() - (counts[nodata] if nodata is not None else 0)

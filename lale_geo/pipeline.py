@@ -177,11 +177,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                 valid = read_validity(scene, band_indexes, band.y0, band.logits.shape[1])
                 outputs_open.write(band, valid)
 
-            # GDAL's block cache holds two rows of input tiles (so overlapping windows decode blocks once)
-            # and little more: its default, 5 % of RAM, would grow with the scene (reads and COG overviews).
-            itemsize = np.dtype(scene.dtypes[0]).itemsize
-            cache = max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * itemsize)
-            with rasterio.Env(GDAL_CACHEMAX=cache):
+            with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(scene, tile_size, band_indexes)):
                 if scheduler:
                     computed = _run_on_cluster(scheduler, src, (model, card) if model_and_card else None,
                                                weights, band_indexes, scaling, grid, batch_size, device, emit,
@@ -204,6 +200,13 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             class_pixels={c.name: int(outputs_open.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
             pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
             extra_outputs=outputs[1:])
+
+
+def _gdal_cache_bytes(scene, tile_size: int, bands: Sequence[int]) -> int:
+    """GDAL's block cache holds two rows of input tiles (so overlapping windows decode blocks once) and
+    little more: its default, 5 % of RAM, would grow with the scene (reads and COG overviews)."""
+    itemsize = np.dtype(scene.dtypes[0]).itemsize
+    return max(64 << 20, 3 * tile_size * scene.width * len(bands) * itemsize)
 
 
 def _pixel_area_m2(scene) -> float | None:
@@ -253,7 +256,10 @@ class MapOutputs:
     def write(self, band: Band, valid: np.ndarray) -> None:
         if band.y0 < self.rows_done:  # written before an interruption (recomputed only for its neighbour)
             return
-        labels = argmax_classes(band.logits)[0]
+        if self.confidence:
+            labels, top_probability = labels_and_confidence(band.logits)
+        else:
+            labels = argmax_classes(band.logits)[0]
         labels[~valid] = OUTPUT_NODATA
         self.counts += np.bincount(labels.ravel(), minlength=256)
         self.classes.write_rows(band.y0, labels)
@@ -262,7 +268,7 @@ class MapOutputs:
             percent[:, ~valid] = OUTPUT_NODATA
             self.probabilities.write_rows(band.y0, percent)
         if self.confidence:
-            percent = np.rint(labels_and_confidence(band.logits)[1] * 100).astype(np.uint8)
+            percent = np.rint(top_probability * 100).astype(np.uint8)
             percent[~valid] = OUTPUT_NODATA
             self.confidence.write_rows(band.y0, percent)
         self.rows_done = band.y0 + band.logits.shape[1]
@@ -319,8 +325,7 @@ def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scali
                 raise LaleGeoError(f"prediction failed for tiles at {windows}: {e}") from e
             computed += len(todo)
         for tile, data in queue:
-            bands_done = stitcher.add(tile, next(logits)) if data is not None else stitcher.skip(tile)
-            for band in bands_done:
+            for band in stitcher.add(tile, next(logits) if data is not None else None):
                 emit(band)
         if progress:
             progress(len(queue))
@@ -445,10 +450,9 @@ def plan(src: str | Path, *, weights: str | Path | None = None, model_and_card: 
         for _ in range(timing_batches):
             predictor(batch, scale)
         per_batch = (time.perf_counter() - start) / timing_batches
-        itemsize = np.dtype(scene.dtypes[0]).itemsize
         width = max(scene.width, tile_size)
         buffers = (card.num_classes * tile_size * width * 4 * 2  # accumulator and one finished band
-                   + max(64 << 20, 3 * tile_size * scene.width * len(band_indexes) * itemsize))  # GDAL cache cap
+                   + _gdal_cache_bytes(scene, tile_size, band_indexes))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + buffers
         return Plan(scene.width, scene.height, tile_size, overlap, len(grid), -(-len(grid) // batch_size),
                     predictor.name, per_batch, peak / 2**20)

@@ -49,23 +49,17 @@ class RowStitcher:
         self._tiles_left_in_row = len(grid.col_origins)
         self._row = start_row
 
-    def add(self, tile: Tile, logits: np.ndarray) -> Iterator[Band]:
-        """Add one tile's (C, tile_size, tile_size) logits; yields the band it completes, if any.
+    def add(self, tile: Tile, logits: np.ndarray | None) -> Iterator[Band]:
+        """Add one tile's (C, tile_size, tile_size) logits, or None for a tile not computed (fully
+        masked: it contributes nothing); yields the band it completes, if any.
 
         Consume the band before asking for the next item: the window slides when the generator resumes.
         """
         if tile.row != self._row:
             raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
-        y = tile.y0 - self._top
-        self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += logits * self.grid.weights(tile)
-        self._tiles_left_in_row -= 1
-        if self._tiles_left_in_row == 0:
-            yield from self._finish_row()
-
-    def skip(self, tile: Tile) -> Iterator[Band]:
-        """Account for a tile that is not computed (fully masked): it contributes nothing."""
-        if tile.row != self._row:
-            raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
+        if logits is not None:
+            y = tile.y0 - self._top
+            self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += logits * self.grid.weights(tile)
         self._tiles_left_in_row -= 1
         if self._tiles_left_in_row == 0:
             yield from self._finish_row()
