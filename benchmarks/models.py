@@ -19,7 +19,7 @@ import torch
 
 from lale_geo.engines import create_engine
 from lale_geo.models import count_macs, count_params, create_model
-from lale_geo.weights import ClassInfo, WeightsCard, dtype_size_mb
+from lale_geo.weights import ClassInfo, WeightsCard, weights_size_mb
 
 
 def card_for(name: str, num_classes: int) -> WeightsCard:
@@ -62,7 +62,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = create_model(name, num_classes=args.num_classes).eval()
         card = card_for(name, args.num_classes)
-        row = f"{name:<14}{count_params(model) / 1e6:>9.2f}{dtype_size_mb(model):>7.1f}"
+        row = f"{name:<14}{count_params(model) / 1e6:>9.2f}{weights_size_mb(model):>7.1f}"
         row += "".join(f"{count_macs(model, s) / 1e9:>11.2f}" for s in args.sizes)
         for size in args.sizes:
             batch = np.random.default_rng(0).integers(0, 255, (args.batch, 3, size, size)).astype(np.float32)

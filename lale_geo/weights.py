@@ -205,7 +205,7 @@ def save_weights(model: nn.Module, card_fields: dict[str, Any], base: str | Path
     return card
 
 
-def dtype_size_mb(model: nn.Module) -> float:
+def weights_size_mb(model: nn.Module) -> float:
     """Size of the model's parameters and buffers in MB as stored (fp32 for our weights)."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
 
