@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import save
 from torch import nn
 
+from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError
 from .inference import TilePredictor, resolve_device
 from .weights import WeightsCard
@@ -46,7 +47,7 @@ def normalise_numpy(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std:
 def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int,
                 cache_dir: Path | None = None) -> Path:
     """The model exported to ONNX for one static (batch, bands, tile, tile) shape; cached by weights."""
-    cache_dir = cache_dir or Path(os.environ.get("LALE_GEO_CACHE", Path.home() / ".cache" / "lale_geo"))
+    cache_dir = cache_dir or default_cache_dir()
     # Keyed by the tensors themselves, not the card: a cache hit must be exactly this network.
     digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
