@@ -16,6 +16,7 @@ _API = {
     "segment": "xarray_api", "predict": "pipeline",
     "create_model": "models", "list_models": "models",
     "load_weights": "weights", "random_weights": "weights", "list_weights": "weights",
+    "stac_item": "stac", "write_stac_item": "stac",
 }
 
 __all__ = ["__version__", "vectorize", *_API]

@@ -36,9 +36,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def _register_commands() -> None:
-    from . import evaluate, info, models, predict, preview, train, vectorize
+    from . import evaluate, info, models, predict, preview, stac, train, vectorize
 
-    for module in (models, predict, vectorize, info, preview, train, evaluate):
+    for module in (models, predict, vectorize, info, preview, stac, train, evaluate):
         cli.add_command(module.command)
 
 

@@ -9,7 +9,9 @@ import warnings
 import click
 
 from ..engines import ENGINES
+from ..io import check_output
 from ..pipeline import PredictSummary, plan, predict
+from ..stac import write_stac_item
 from ..vectorize import check_vector_output, vectorize_to_file
 from ..weights import random_weights
 from .options import (
@@ -20,6 +22,7 @@ from .options import (
     tile_size_option,
     weights_option,
 )
+from .stac import parse_datetime, report, stac_datetime_help
 
 
 def parse_ints(ctx, param, value: str | None):
@@ -78,6 +81,11 @@ def format_summary(s: PredictSummary) -> str:
               help="Also write the top-1 probability (uint8 percent, nodata 255).")
 @click.option("--vector", type=click.Path(dir_okay=False), default=None,
               help="Also write polygons of the map (.gpkg, .parquet, .fgb, .geojson), as lale-geo vectorize does.")
+@click.option("--stac", "stac_item", type=click.Path(dir_okay=False), default=None, metavar="ITEM.json",
+              help="Also write a STAC item for the outputs (projection, file and classification extensions), "
+                   "validated with pystac.")
+@click.option("--stac-datetime", callback=parse_datetime, default=None, metavar="ISO8601",
+              help=stac_datetime_help)
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
 @click.option("--plan", "plan_only", is_flag=True,
@@ -89,7 +97,8 @@ def format_summary(s: PredictSummary) -> str:
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, vector, engine, plan_only, resume, scheduler, overwrite) -> None:
+            probabilities, confidence, vector, stac_item, stac_datetime, engine, plan_only, resume, scheduler,
+            overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     if plan_only:
@@ -104,6 +113,8 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         return
     if vector:
         check_vector_output(vector, overwrite, inputs=[src, dst])
+    if stac_item:
+        check_output(stac_item, overwrite, inputs=[src, dst])
     model_and_card = random_weights(random_model) if random_model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -122,9 +133,16 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
                               on_start=lambda tiles: setattr(bar, "length", tiles))
         if vector:
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
+        if stac_item:
+            extras = {"confidence": confidence, "probabilities": probabilities, "polygons": vector}
+            _, validated, not_validated = write_stac_item(
+                dst, stac_item, overwrite=overwrite, datetime=stac_datetime,
+                extra_assets={key: path for key, path in extras.items() if path})
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     if not quiet:
         click.echo(format_summary(summary))
         if vector:
             click.echo(f"wrote {vector}: {polygons.polygons} polygons")
+    if stac_item:
+        report(stac_item, validated, not_validated, quiet)
