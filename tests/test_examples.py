@@ -1,5 +1,6 @@
 """The examples run as a user would run them, on a small real scene."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 
+from lale_geo.stac import validate_item
 from lale_geo.weights import list_weights
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -35,6 +38,12 @@ def test_cli_walkthrough(rasterio_fixtures, tmp_path):
     # sieving moves pixels between classes, never in or out of the map
     assert polygons.area_m2.sum() == pytest.approx(valid.sum() * pixel, rel=1e-9)
     assert "hectares" in out and "weights_sha256" in out
+    with Image.open(tmp_path / "w" / "preview.png") as png:
+        # scene and map side by side (791 x 718 px scaled to 512 x 465 each) plus the legend
+        assert png.width > 2 * 512 and png.height >= 465
+    item = json.loads((tmp_path / "w" / "item.json").read_text())
+    assert {"landcover", "confidence", "polygons"} == set(item["assets"])
+    assert validate_item(item)[0]  # the core schema at least; the extensions too where they can be fetched
 
 
 def test_xarray_example_matches_the_cli(rasterio_fixtures, tmp_path):
