@@ -73,9 +73,18 @@ def _file_fields(asset: pystac.Asset, path: Path) -> None:
 
 def _projection_fields(asset: pystac.Asset, src: rasterio.DatasetReader) -> None:
     proj = ProjectionExtension.ext(asset, add_if_missing=True)
-    epsg = src.crs.to_epsg()
-    proj.apply(code=f"EPSG:{epsg}" if epsg else None, wkt2=None if epsg else src.crs.to_wkt(),
+    epsg = src.crs.to_epsg() if src.crs else None
+    proj.apply(code=f"EPSG:{epsg}" if epsg else None, wkt2=src.crs.to_wkt() if src.crs and not epsg else None,
                shape=[src.height, src.width], transform=list(src.transform)[:6], bbox=list(src.bounds))
+
+
+def _value_fields(src: rasterio.DatasetReader) -> dict:
+    """STAC's nodata (integers as such, NaN as "nan"), data_type and, for percent rasters, unit."""
+    fields = {"data_type": src.dtypes[0], "unit": src.tags().get("LALE_GEO_UNITS")}
+    if src.nodata is not None:
+        nodata = src.nodata
+        fields["nodata"] = "nan" if np.isnan(nodata) else int(nodata) if float(nodata).is_integer() else nodata
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _classes(src: rasterio.DatasetReader, map_path: Path) -> list[Classification]:
@@ -132,30 +141,26 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
                            bbox=[float(v) for v in shapely.bounds(shapely.geometry.shape(geometry))],
                            datetime=datetime or created, properties=properties)
 
-        def add(key: str, path: Path, title: str, raster: bool, **fields) -> pystac.Asset:
+        def add(key: str, path: Path, title: str, grid: rasterio.DatasetReader | None, **fields) -> pystac.Asset:
             asset = pystac.Asset(href=os.path.relpath(path.resolve(), item_dir), title=title, roles=["data"],
                                  media_type=MEDIA_TYPES.get(path.suffix.lower()), extra_fields=fields)
             item.add_asset(key, asset)
-            if raster:
-                _projection_fields(asset, src)
+            if grid is not None:
+                _projection_fields(asset, grid)
             _file_fields(asset, path)
             return asset
 
-        classes = add(CLASSES_ASSET, map_path, "Land-cover classes", True,
-                      nodata=int(src.nodata) if src.nodata is not None else None, data_type="uint8")
+        classes = add(CLASSES_ASSET, map_path, "Land-cover classes", src, **_value_fields(src))
         ClassificationExtension.ext(classes, add_if_missing=True).classes = _classes(src, map_path)
-    for key, path in extra_assets.items():
-        path = Path(path)
-        if path.suffix.lower() in (".tif", ".tiff"):
-            with open_raster(path) as extra:
-                nodata = extra.nodata
-                if nodata is not None:  # STAC wants integers as such and NaN as the string "nan"
-                    nodata = "nan" if np.isnan(nodata) else int(nodata) if float(nodata).is_integer() else nodata
-                fields = {"nodata": nodata, "data_type": extra.dtypes[0],
-                          "unit": extra.tags().get("LALE_GEO_UNITS")}
-            add(key, path, key.capitalize(), True, **{k: v for k, v in fields.items() if v is not None})
-        else:
-            add(key, path, key.capitalize(), False)
+        for key, path in extra_assets.items():
+            path = Path(path)
+            if path.suffix.lower() in (".tif", ".tiff"):
+                with open_raster(path) as extra:
+                    add(key, path, key.capitalize(), extra, **_value_fields(extra))
+            elif path.is_file():
+                add(key, path, key.capitalize(), None)
+            else:
+                raise InvalidInputError(f"{path}: file not found (asset {key!r} of the STAC item)")
     return item
 
 

@@ -138,6 +138,9 @@ def test_maps_without_crs_or_class_names_are_refused_with_the_file_named(tmp_pat
     write_stac_item(_class_map(tmp_path / "o.tif", tags={"LALE_GEO_CLASSES": '["a", "b"]'}), tmp_path / "i.json")
     with pytest.raises(LaleGeoError, match="--overwrite"):
         write_stac_item(tmp_path / "o.tif", tmp_path / "i.json")
+    with pytest.raises(LaleGeoError, match="none.gpkg: file not found"):
+        write_stac_item(tmp_path / "o.tif", tmp_path / "j.json", extra_assets={"polygons": tmp_path / "none.gpkg"})
+    assert not (tmp_path / "j.json").exists()
 
 
 def test_stac_command_on_an_existing_map_gives_the_same_item_as_predict(predicted, tmp_path):
