@@ -64,9 +64,13 @@ def main() -> None:
                     dst.write(src.read(1, window=part), 1, window=Window(0, y, args.size, part.height))
                 dst.update_tags(legend=src.tags()["legend"])
         print(f"WorldCover window {args.size} x {args.size} at row {args.row}, col {args.col}; block {args.block}")
-        print(f"{'method':<34}{'seconds':>9}{'peak RSS MB':>13}{'polygons':>10}")
+        print(f"{'method':<36}{'seconds':>9}{'peak RSS MB':>13}{'polygons':>10}")
         rows = [
             ("ours (no sieve)", [sys.executable, "-c", OURS, str(raster), f"{tmp}/a.gpkg", str(args.block), "0", "0"]),
+            ("ours (no sieve), FlatGeobuf", [sys.executable, "-c", OURS, str(raster), f"{tmp}/a.fgb",
+                                             str(args.block), "0", "0"]),
+            ("ours (no sieve), GeoParquet", [sys.executable, "-c", OURS, str(raster), f"{tmp}/a.parquet",
+                                              str(args.block), "0", "0"]),
             ("ours (sieve 10 px + simplify)", [sys.executable, "-c", OURS, str(raster), f"{tmp}/b.gpkg",
                                                str(args.block), "10", "0.00005"]),
             ("whole array (shapes + geopandas)", [sys.executable, "-c", WHOLE_ARRAY, str(raster), f"{tmp}/c.gpkg"]),
@@ -84,7 +88,7 @@ def main() -> None:
             seconds, rss, out = run_measured(command)
             count = out.strip().splitlines()[-1] if out.strip() else ""
             results[name] = (seconds, rss)
-            print(f"{name:<34}{seconds:>9.1f}{rss:>13.0f}{count:>10}", flush=True)
+            print(f"{name:<36}{seconds:>9.1f}{rss:>13.0f}{count:>10}", flush=True)
         ours, whole = results["ours (no sieve)"], results["whole array (shapes + geopandas)"]
         print(f"\nours / whole array: time {ours[0] / whole[0]:.2f}x, peak RSS {ours[1] / whole[1]:.2f}x")
 

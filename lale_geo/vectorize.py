@@ -8,6 +8,7 @@ current row of block edges, not by the raster size.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import warnings
@@ -18,6 +19,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyogrio
 import rasterio
 import rasterio.features
 import shapely
@@ -268,22 +271,35 @@ def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: i
 
 def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = None, overwrite: bool = False,
                       simplify: float | None = None, chunk_size: int = 20_000, **options) -> VectorizeSummary:
-    """Polygons of ``src`` written to ``dst`` (by extension). GeoPackage output without ``simplify`` is
-    streamed in chunks of ``chunk_size`` polygons, so memory stays bounded whatever the raster size;
-    other formats and coverage simplification need the whole layer in memory first.
-    ``options`` are those of ``vectorize``."""
+    """Polygons of ``src`` written to ``dst`` (by extension). GeoPackage, FlatGeobuf and GeoJSON output
+    without ``simplify`` is streamed to GDAL in Arrow batches of ``chunk_size`` polygons, so memory
+    stays bounded whatever the raster size; GeoParquet and coverage simplification need the whole
+    layer in memory first. ``options`` are those of ``vectorize``."""
     dst = check_vector_output(dst, overwrite, inputs=[src])
-    if simplify or dst.suffix.lower() != ".gpkg":
+    suffix = dst.suffix.lower()
+    if simplify or suffix == ".parquet":
         frame = vectorize(src, simplify=simplify, **options)
         write_layer(frame, dst, layer=layer, overwrite=overwrite)
         return summarise(frame, dst)
     tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
     tmp.unlink(missing_ok=True)
     summary = VectorizeSummary(output=dst)
-    try:
-        for i, frame in enumerate(iter_frames(src, chunk_size=chunk_size, **options)):
-            frame.to_file(tmp, driver="GPKG", layer=layer or dst.stem, engine="pyogrio", append=i > 0)
+    frames = iter_frames(src, chunk_size=chunk_size, **options)
+    first = next(frames)
+    schema = _arrow_schema(first)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for frame in itertools.chain([first], frames):
             summary.add(frame)
+            yield from pa.table(frame.to_arrow(index=False, geometry_encoding="WKB")).cast(schema).to_batches()
+
+    # 4-connected patches are single polygons; 8-connected ones that meet only at a corner are
+    # MultiPolygons, mixed with Polygons in one layer, which only an untyped layer takes as they are.
+    geometry_type = "Unknown" if options.get("connectivity", 4) == 8 else "Polygon"
+    try:
+        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), tmp, driver=FORMATS[suffix],
+                            layer=layer or dst.stem, geometry_type=geometry_type,
+                            crs=first.crs.to_wkt() if first.crs else None)
         if not summary.polygons:
             warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
         check_output(dst, overwrite)  # still free: nothing appeared there while we worked
@@ -291,6 +307,14 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     finally:
         tmp.unlink(missing_ok=True)
     return summary
+
+
+def _arrow_schema(frame: gpd.GeoDataFrame) -> pa.Schema:
+    """The layer's Arrow schema; text columns of an empty first chunk come out typed null, so fix them."""
+    schema = pa.table(frame.to_arrow(index=False, geometry_encoding="WKB")).schema
+    for name in ("class_name", "source"):
+        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+    return schema
 
 
 def _frame(values, geoms, crs, names: dict[int, str], source: str) -> gpd.GeoDataFrame:

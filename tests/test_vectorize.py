@@ -152,18 +152,22 @@ def test_bad_inputs(tmp_path, rasterio_fixtures):
         write_layer(frame, tmp_path / "x.shp")
 
 
-def test_streamed_geopackage_equals_the_in_memory_layer(worldcover_window, tmp_path):
+@pytest.mark.parametrize("suffix, connectivity", [(".gpkg", 4), (".fgb", 4), (".geojson", 4), (".gpkg", 8)])
+def test_streamed_layers_equal_the_in_memory_layer(worldcover_window, tmp_path, suffix, connectivity):
     from lale_geo.vectorize import vectorize_to_file
 
     path, _ = worldcover_window
-    summary = vectorize_to_file(path, tmp_path / "s.gpkg", chunk_size=50, block_size=256)
-    streamed = pyogrio.read_dataframe(tmp_path / "s.gpkg")
-    whole = vectorize(path, block_size=256)
+    out = tmp_path / f"s{suffix}"
+    summary = vectorize_to_file(path, out, chunk_size=50, block_size=256, connectivity=connectivity)
+    streamed = pyogrio.read_dataframe(out)
+    whole = vectorize(path, block_size=256, connectivity=connectivity)
     assert summary.polygons == len(streamed) == len(whole)
     assert patch_signature(streamed) == patch_signature(whole)
     assert streamed.crs == whole.crs and set(streamed.class_name) == set(whole.class_name)
     assert summary.area_per_class_m2["Tree cover"] == pytest.approx(whole[whole.class_id == 10].area_m2.sum())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.gpkg", "wc.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name, "wc.tif"]
+    if connectivity == 8:  # corner-touching patches come out whole, as MultiPolygons
+        assert set(streamed.geom_type) == set(whole.geom_type)
 
 
 def test_streamed_empty_layer(tmp_path):
