@@ -9,11 +9,11 @@ can also be filled by hand on machines without internet.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
 from .io import check_output, open_raster
 from .vectorize import class_names_for
+from .weights import sha256_of
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,
@@ -40,15 +41,12 @@ MEDIA_TYPES = {
     ".fgb": "application/vnd.flatgeobuf", ".geojson": "application/geo+json",
 }
 CLASSES_ASSET = "landcover"
+SCHEMA_FETCH_TIMEOUT_S = 15
 
 
-def multihash_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+def multihash_sha256(path: str | Path) -> str:
     """The file's sha2-256 as a multihash hex string (code 0x12, length 0x20), as file:checksum wants."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return "1220" + digest.hexdigest()
+    return "1220" + sha256_of(path)
 
 
 def machine_name(name: str) -> str:
@@ -123,9 +121,11 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
     beside the map. ``datetime`` is the scene's acquisition time when known; without it, the time the
     map was written (``created`` is always that time).
     """
+    if CLASSES_ASSET in extra_assets:
+        raise InvalidInputError(f"asset key {CLASSES_ASSET!r} is the map itself; name the other file differently")
     map_path, item_dir = Path(map_path), Path(item_path).resolve().parent
-    created = dt.datetime.fromtimestamp(map_path.stat().st_mtime, dt.timezone.utc)
     with open_raster(map_path) as src:
+        created = dt.datetime.fromtimestamp(map_path.stat().st_mtime, dt.timezone.utc)
         if src.crs is None:
             raise InvalidInputError(f"{map_path}: no CRS, so no footprint for a STAC item; "
                                     "predict on a georeferenced scene")
@@ -139,7 +139,7 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
         }
         item = pystac.Item(id=item_id or map_path.stem, geometry=geometry,
                            bbox=[float(v) for v in shapely.bounds(shapely.geometry.shape(geometry))],
-                           datetime=datetime or created, properties=properties)
+                           datetime=(datetime or created).astimezone(dt.timezone.utc), properties=properties)
 
         def add(key: str, path: Path, title: str, grid: rasterio.DatasetReader | None, **fields) -> pystac.Asset:
             asset = pystac.Asset(href=os.path.relpath(path.resolve(), item_dir), title=title, roles=["data"],
@@ -185,11 +185,17 @@ def validate_item(item: dict, schema_folder: Path | None = None) -> tuple[list[s
     for uri in extensions:
         cached = _schema_cache_path(folder, uri)
         if cached.is_file():
-            validator.schema_cache[uri] = json.loads(cached.read_text())
+            try:
+                validator.schema_cache[uri] = json.loads(cached.read_text())
+            except (OSError, ValueError) as e:
+                raise LaleGeoError(f"{cached}: not a readable JSON schema ({e}); delete it or put the "
+                                   f"published {uri} there") from None
     before = set(validator.schema_cache)
     validated, unreachable = [], []
     pystac_log = logging.getLogger("pystac.validation.stac_validator")
     level, pystac_log.level = pystac_log.level, logging.CRITICAL  # it logs a traceback before raising
+    # pystac fetches with urllib and no timeout: a network that drops packets would hang the run.
+    timeout, _ = socket.getdefaulttimeout(), socket.setdefaulttimeout(SCHEMA_FETCH_TIMEOUT_S)
     try:
         validated.append(validator.validate_core(item, pystac.STACObjectType.ITEM, item["stac_version"]))
         for uri in extensions:
@@ -202,12 +208,23 @@ def validate_item(item: dict, schema_folder: Path | None = None) -> tuple[list[s
         raise LaleGeoError(f"STAC item {item.get('id')!r} is not valid: {_best_error(e)}") from None
     finally:
         pystac_log.setLevel(level)
+        socket.setdefaulttimeout(timeout)
     for uri in set(validator.schema_cache) - before:  # fetched now: keep for offline runs
         if uri in extensions:
-            path = _schema_cache_path(folder, uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(validator.schema_cache[uri]))
+            _keep_schema(_schema_cache_path(folder, uri), validator.schema_cache[uri])
     return [str(v) for v in validated if v], unreachable
+
+
+def _keep_schema(path: Path, schema: dict) -> None:
+    """Best effort: a cache that cannot be written only means fetching again next time."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(schema))
+        tmp.replace(path)
+    except OSError as e:
+        logging.getLogger(__name__).info("could not keep %s in the schema cache: %s", path, e)
+        tmp.unlink(missing_ok=True)
 
 
 def _leaves(error: jsonschema.ValidationError):
@@ -239,8 +256,11 @@ def write_stac_item(map_path: str | Path, item_path: str | Path, *, overwrite: b
     as_dict = item.to_dict(include_self_link=False)
     validated, unreachable = validate_item(as_dict)
     tmp = item_path.with_name(f".{item_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(as_dict, indent=2, default=_json_default) + "\n")
-    tmp.replace(item_path)
+    try:
+        tmp.write_text(json.dumps(as_dict, indent=2, default=_json_default) + "\n")
+        tmp.replace(item_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return item, validated, unreachable
 
 

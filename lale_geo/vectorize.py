@@ -305,6 +305,7 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
         check_output(dst, overwrite)  # still free: nothing appeared there while we worked
         tmp.replace(dst)
     finally:
+        frames.close()  # the raster stays open in the generator until it finishes or is closed
         tmp.unlink(missing_ok=True)
     return summary
 
@@ -371,7 +372,8 @@ def write_layer(frame: gpd.GeoDataFrame, dst: str | Path, *, layer: str | None =
             frame.to_parquet(tmp)
         else:
             kwargs = {"layer": layer or dst.stem} if suffix == ".gpkg" else {}
-            frame.to_file(tmp, driver=FORMATS[suffix], engine="pyogrio", **kwargs)
+            # as the streamed layers: MultiPolygons (8-connectivity) beside Polygons, not all promoted
+            frame.to_file(tmp, driver=FORMATS[suffix], engine="pyogrio", promote_to_multi=False, **kwargs)
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ def dubai() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def onnx_cache(tmp_path_factory):
-    """Exported ONNX models go to a per-session folder, not the user's cache."""
+    """Exported ONNX models and fetched STAC schemas go to a per-session folder, not the user's cache."""
     import os
 
     os.environ["LALE_GEO_CACHE"] = str(tmp_path_factory.mktemp("lale_geo_cache"))

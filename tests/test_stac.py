@@ -1,6 +1,7 @@
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def predicted(tmp_path_factory):
     result = run("predict", fixtures / "RGB.byte.tif", "-o", out / "lc.tif", "--random-weights", "lale_s1",
                  "--tile-size", "256", "--device", "cpu", "--confidence", out / "conf.tif",
                  "--vector", out / "lc.gpkg", "--stac", out / "item.json",
-                 "--stac-datetime", "2013-05-01T15:30:00Z")
+                 "--stac-datetime", "2013-05-01T19:30:00+04:00")  # STAC wants it in UTC
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -57,6 +58,7 @@ def test_predict_writes_an_item_that_describes_the_map(predicted):
     assert sorted(classes) == [0, 1, 2, 3, 4, 255] and classes[255]["nodata"] is True
     for value in range(5):
         assert classes[value]["count"] == int((labels == value).sum())
+        assert re.fullmatch(r"[0-9A-Za-z_-]+", classes[value]["name"])  # the extension's name rule
         assert classes[value]["color_hint"] == "{:02X}{:02X}{:02X}".format(*colormap[value][:3])
     assert sum(classes[v]["percentage"] for v in range(5)) == pytest.approx(100)
     assert item["assets"]["confidence"]["unit"] == "percent"
@@ -107,6 +109,13 @@ def test_predict_refuses_an_existing_item_before_predicting(predicted, tmp_path)
     result = run("predict", fixtures / "RGB.byte.tif", "-o", tmp_path / "lc.tif", "--random-weights", "lale_s1",
                  "--stac", tmp_path / "new.json", "--stac-datetime", "last tuesday")
     assert result.exit_code == 2 and "ISO 8601" in result.stderr
+    result = run("predict", fixtures / "RGB.byte.tif", "-o", tmp_path / "lc.tif", "--random-weights", "lale_s1",
+                 "--stac-datetime", "2024-06-01")
+    assert result.exit_code == 2 and "needs --stac" in result.stderr
+    result = run("predict", fixtures / "RGB.byte.tif", "-o", tmp_path / "lc.tif", "--random-weights", "lale_s1",
+                 "--confidence", tmp_path / "c.tif", "--stac", tmp_path / "c.tif")
+    assert result.exit_code == 1 and "c.tif" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "lc.tif").exists()
 
 
 def _class_map(path: Path, crs="EPSG:32633", tags=None) -> Path:
@@ -155,5 +164,20 @@ def test_stac_command_on_an_existing_map_gives_the_same_item_as_predict(predicte
     for asset in theirs["assets"].values():
         asset["href"] = str((out / asset["href"]).resolve())
     assert ours == theirs
-    result = run("stac", out / "lc.tif", "-o", tmp_path / "x.json", "--asset", "conf.tif")
-    assert result.exit_code == 2 and "KEY=PATH" in result.stderr
+    for bad, says in [(["--asset", "conf.tif"], "KEY=PATH"),
+                      (["--asset", f"landcover={out / 'conf.tif'}"], "map itself"),
+                      (["--asset", "a=x.tif", "--asset", "a=y.tif"], "given twice")]:
+        result = run("stac", out / "lc.tif", "-o", tmp_path / "x.json", *bad)
+        assert result.exit_code == 2 and says in result.stderr
+    result = run("stac", tmp_path / "missing.tif", "-o", tmp_path / "x.json")
+    assert result.exit_code == 1 and "missing.tif: file not found" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "x.json").exists()
+
+
+def test_a_broken_schema_in_the_folder_is_named(predicted, tmp_path):
+    item = json.loads((predicted[0] / "item.json").read_text())
+    path = tmp_path / "stac-extensions.github.io" / "file" / "v2.1.0" / "schema.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("<html>not found</html>")
+    with pytest.raises(LaleGeoError, match=f"{path}: not a readable JSON schema"):
+        validate_item(item, schema_folder=tmp_path)

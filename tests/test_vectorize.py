@@ -170,10 +170,14 @@ def test_streamed_layers_equal_the_in_memory_layer(worldcover_window, tmp_path, 
         assert set(streamed.geom_type) == set(whole.geom_type)
 
 
-def test_streamed_empty_layer(tmp_path):
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".geojson"])
+def test_streamed_empty_layer(tmp_path, suffix):
     from lale_geo.vectorize import vectorize_to_file
 
     src = write(tmp_path / "e.tif", np.full((5, 5), 255, np.uint8))
     with pytest.warns(UserWarning, match="empty"):
-        summary = vectorize_to_file(src, tmp_path / "e.gpkg")
-    assert summary.polygons == 0 and len(pyogrio.read_dataframe(tmp_path / "e.gpkg")) == 0
+        summary = vectorize_to_file(src, tmp_path / f"e{suffix}")
+    layer = pyogrio.read_dataframe(tmp_path / f"e{suffix}")
+    assert summary.polygons == 0 and len(layer) == 0
+    if suffix != ".geojson":  # an empty GeoJSON has no features to carry field names
+        assert {"class_id", "class_name", "area_m2", "source"} <= set(layer.columns)

@@ -113,8 +113,10 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         return
     if vector:
         check_vector_output(vector, overwrite, inputs=[src, dst])
+    if stac_datetime and not stac_item:
+        raise click.UsageError("--stac-datetime needs --stac ITEM.json")
     if stac_item:
-        check_output(stac_item, overwrite, inputs=[src, dst])
+        check_output(stac_item, overwrite, inputs=[p for p in (src, dst, probabilities, confidence, vector) if p])
     model_and_card = random_weights(random_model) if random_model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -135,7 +137,7 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
         if stac_item:
             extras = {"confidence": confidence, "probabilities": probabilities, "polygons": vector}
-            _, validated, not_validated = write_stac_item(
+            _, validated, unreachable = write_stac_item(
                 dst, stac_item, overwrite=overwrite, datetime=stac_datetime,
                 extra_assets={key: path for key, path in extras.items() if path})
     for w in caught:
@@ -145,4 +147,4 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         if vector:
             click.echo(f"wrote {vector}: {polygons.polygons} polygons")
     if stac_item:
-        report(stac_item, validated, not_validated, quiet)
+        report(stac_item, validated, unreachable, quiet)

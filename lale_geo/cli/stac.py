@@ -6,18 +6,20 @@ import datetime
 
 import click
 
-from ..stac import stac_schema_folder, write_stac_item
+from ..stac import CLASSES_ASSET, stac_schema_folder, write_stac_item
 from .options import overwrite_option
 
 
 def parse_datetime(ctx, param, value: str | None):
     if value is None:
         return None
+    text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value  # Python 3.10 takes no Z
     try:
-        moment = datetime.datetime.fromisoformat(value)
+        moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"{value!r}: expected an ISO 8601 time like 2024-06-01T10:30:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+    # STAC wants UTC; a time without a zone is taken as UTC
+    return moment.astimezone(datetime.timezone.utc) if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 
 def parse_assets(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
@@ -26,6 +28,9 @@ def parse_assets(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
         key, sep, path = value.partition("=")
         if not sep or not key or not path:
             raise click.BadParameter(f"{value!r}: expected KEY=PATH like confidence=conf.tif")
+        if key == CLASSES_ASSET or key in assets:
+            raise click.BadParameter(f"{key!r}: {'the map itself' if key == CLASSES_ASSET else 'given twice'}; "
+                                     "use another key")
         assets[key] = path
     return assets
 
