@@ -107,11 +107,70 @@ def resolve_class_table(root: str | Path, classes: str | Path | None = None) -> 
 
 @dataclass
 class Sample:
-    """One labelled image: (bands, H, W) pixels and an (H, W) uint8 mask (255 = ignore)."""
+    """One labelled image held in memory: (bands, H, W) pixels and an (H, W) uint8 mask (255 = ignore)."""
 
     name: str
     image: np.ndarray
     mask: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mask.shape
+
+    def read(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels and class ids of a window."""
+        return self.image[:, y:y + height, x:x + width], self.mask[y:y + height, x:x + width]
+
+    def pixel_sample(self, step: int = 97) -> np.ndarray:
+        """(bands, N) pixels, about one in ``step``: enough for band statistics."""
+        return self.image.reshape(self.image.shape[0], -1)[:, ::step]
+
+
+class RasterSample:
+    """One labelled image too large to hold in memory (a big GeoTIFF scene): windows of the image and
+    the label raster are read and decoded on demand, so training and evaluation never load it whole.
+    Reads the same pixels and class ids as :class:`Sample` would."""
+
+    def __init__(self, name: str, image_path: Path, mask_path: Path, table: ClassTable, bands: int) -> None:
+        self.name, self.image_path, self.mask_path, self.table, self.bands = name, image_path, mask_path, table, bands
+        with _open(image_path) as image, _open(mask_path) as mask:
+            self.shape: tuple[int, int] = (image.height, image.width)
+            self.mask_bands = min(mask.count, 3)
+            self.colormap = mask.colormap(1) if mask.colorinterp[0] == ColorInterp.palette else None
+        self._luts: dict = {}  # class-id lookup tables, built on the first window
+
+    def read(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        window = Window(x, y, width, height)
+        with _open(self.image_path) as src:
+            image = src.read(list(range(1, self.bands + 1)), window=window)
+        return image, self.read_mask(y, x, height, width)
+
+    def read_mask(self, y: int, x: int, height: int, width: int) -> np.ndarray:
+        with _open(self.mask_path) as src:
+            pixels = src.read(list(range(1, self.mask_bands + 1)), window=Window(x, y, width, height))
+        return _decode(pixels, self.colormap, self.table, self.mask_path, self._luts)
+
+    def check_mask(self, block_rows: int = 1024) -> None:
+        """Decode the whole label raster block by block, so unknown values fail now, not mid-training."""
+        for y in range(0, self.shape[0], block_rows):
+            self.read_mask(y, 0, min(block_rows, self.shape[0] - y), self.shape[1])
+
+    def pixel_sample(self, step: int = 97) -> np.ndarray:
+        """(bands, N) pixels from a decimated read (about one in ``step``)."""
+        k = max(1, round(step ** 0.5))
+        height, width = max(1, self.shape[0] // k), max(1, self.shape[1] // k)
+        with _open(self.image_path) as src:
+            pixels = src.read(list(range(1, self.bands + 1)), out_shape=(self.bands, height, width))
+        return pixels.reshape(self.bands, -1)
+
+
+def _open(path: Path) -> rasterio.DatasetReader:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            return rasterio.open(path)
+        except RasterioIOError as e:
+            raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
 
 
 def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
@@ -125,36 +184,67 @@ def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
             raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
 def decode_mask(path: Path, table: ClassTable) -> np.ndarray:
     """Class ids (uint8, 255 = ignore) of a colour, palette or value mask."""
-    pixels, interp, colormap = _read(path)
+    pixels, _, colormap = _read(path)
+    return _decode(pixels, colormap, table, path)
+
+
+UNKNOWN = 256  # lookup-table entry for a colour/value the class table does not name
+
+
+def _lookup_table(table: ClassTable, colour: bool) -> np.ndarray:
+    """Class id (uint16; UNKNOWN for anything else) of every packed RGB colour or every uint16 value."""
+    lut = np.full(1 << 24 if colour else 1 << 16, UNKNOWN, np.uint16)
+    if colour:
+        named = [*enumerate(table.colours), *((IGNORE_INDEX, c) for c in table.ignore_colours)]
+        for class_id, c in named:
+            lut[(c[0] << 16) | (c[1] << 8) | c[2]] = class_id
+    else:
+        for class_id, v in [*enumerate(table.values), *((IGNORE_INDEX, v) for v in table.ignore_values)]:
+            if 0 <= v < lut.size:
+                lut[v] = class_id
+    return lut
+
+
+def _decode(pixels: np.ndarray, colormap: dict | None, table: ClassTable, path: Path,
+            luts: dict | None = None) -> np.ndarray:
+    """Class ids of (bands, H, W) mask pixels (all of a mask or a window of it) by table lookup, so
+    memory stays a few bytes per pixel; ``luts`` keeps the lookup tables between calls on windows."""
+    luts = {} if luts is None else luts
+
+    def lookup(colour: bool) -> np.ndarray:
+        if colour not in luts:
+            luts[colour] = _lookup_table(table, colour)
+        return luts[colour]
+
     if colormap is not None:  # palette PNG: look indices up as colours
-        lut = np.array([colormap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
-        pixels = lut[pixels[0]].transpose(2, 0, 1)
+        palette = np.array([colormap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
+        pixels = palette[pixels[0]].transpose(2, 0, 1)
     if pixels.shape[0] >= 3:
-        keys, lookup = _pack(pixels[:3].transpose(1, 2, 0)), {}
-        lookup.update({_pack(np.array(c)).item(): i for i, c in enumerate(table.colours)})
-        lookup.update({_pack(np.array(c)).item(): IGNORE_INDEX for c in table.ignore_colours})
+        rgb = pixels[:3].astype(np.uint32)
+        keys = found = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+        lut = lookup(colour=True)
         describe = lambda k: f"RGB({k >> 16},{(k >> 8) & 255},{k & 255})"  # noqa: E731
     elif table.values is not None:
-        keys = pixels[0].astype(np.int64)
-        lookup = {v: i for i, v in enumerate(table.values)}
-        lookup.update({v: IGNORE_INDEX for v in table.ignore_values})
-        describe = str
+        found, describe = pixels[0], str
+        if found.dtype.kind == "u" and found.dtype.itemsize <= 2:
+            keys, lut = found, lookup(colour=False)
+        else:  # other integer or float labels: look their few distinct values up
+            uniques, inverse = np.unique(found, return_inverse=True)
+            values = lookup(colour=False)
+            lut = np.array([values[int(v)] if float(v).is_integer() and 0 <= v < values.size else UNKNOWN
+                            for v in uniques], np.uint16)
+            keys = inverse.reshape(found.shape)
     else:
         raise DatasetError(f"{path}: single-band mask but the class table {table.name!r} gives colours, "
                            "not values")
-    uniques, inverse = np.unique(keys, return_inverse=True)
-    unknown = [describe(int(k)) for k in uniques if int(k) not in lookup]
-    if unknown:
-        raise DatasetError(f"{path}: mask values not in class table {table.name!r}: {', '.join(unknown[:8])}")
-    ids = np.array([lookup[int(k)] for k in uniques], np.uint8)
-    return ids[inverse].reshape(keys.shape)
+    ids = lut[keys]
+    unknown = ids == UNKNOWN
+    if unknown.any():
+        listed = ", ".join(describe(k.item()) for k in np.unique(found[unknown])[:8])
+        raise DatasetError(f"{path}: mask values not in class table {table.name!r}: {listed}")
+    return ids.astype(np.uint8)
 
 
 def split_folders(root: str | Path, table: ClassTable, split: str) -> list[Path]:
@@ -177,11 +267,19 @@ def _same_grid(image_path: Path, mask_path: Path) -> None:
                                    "differ); resample the labels onto the image grid first")
 
 
-def load_split(root: str | Path, table: ClassTable, split: str, bands: int | None = None) -> list[Sample]:
-    """Every (image, mask) pair of ``split``, decoded into memory. Masks may be colour or palette images or
-    single-band label rasters (GeoTIFF labels on the image's grid, with "value" per class in the table)."""
+IN_MEMORY_LIMIT_MB = 2048  # per split; GeoTIFFs past it are read window by window (RasterSample)
+
+
+def load_split(root: str | Path, table: ClassTable, split: str, bands: int | None = None,
+               in_memory_limit_mb: float = IN_MEMORY_LIMIT_MB) -> list[Sample | RasterSample]:
+    """Every (image, mask) pair of ``split``. Masks may be colour or palette images or single-band label
+    rasters (GeoTIFF labels on the image's grid, with "value" per class in the table). Images are decoded
+    into memory while the split's total stays within ``in_memory_limit_mb``; GeoTIFFs that would pass it
+    (whole scenes) are read window by window instead. Other formats are always loaded: a PNG or JPEG
+    has to be decoded whole for any window anyway."""
     bands = bands or len(table.bands)
-    samples = []
+    samples: list[Sample | RasterSample] = []
+    held_mb = 0.0
     for folder in split_folders(root, table, split):
         images = sorted(p for p in (folder / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
@@ -191,14 +289,23 @@ def load_split(root: str | Path, table: ClassTable, split: str, bands: int | Non
                      if p.suffix.lower() in IMAGE_SUFFIXES]
             if not masks:
                 raise DatasetError(f"{image_path}: no mask {image_path.stem}.* in {folder / 'masks'}")
-            image = _read(image_path)[0][:bands]
-            if image.shape[0] != bands:
-                raise DatasetError(f"{image_path}: {image.shape[0]} band(s), need {bands}")
+            with _open(image_path) as src, _open(masks[0]) as labels:
+                if src.count < bands:
+                    raise DatasetError(f"{image_path}: {src.count} band(s), need {bands}")
+                if labels.shape != src.shape:
+                    raise DatasetError(f"{masks[0]}: mask is {labels.shape}, image is {src.shape}")
+                megabytes = src.width * src.height * bands * np.dtype(src.dtypes[0]).itemsize / 2**20
+                windowed = src.driver == "GTiff" and labels.driver == "GTiff" and \
+                    held_mb + megabytes > in_memory_limit_mb
             _same_grid(image_path, masks[0])
-            mask = decode_mask(masks[0], table)
-            if mask.shape != image.shape[1:]:
-                raise DatasetError(f"{masks[0]}: mask is {mask.shape}, image is {image.shape[1:]}")
-            samples.append(Sample(f"{folder.name}/{image_path.stem}", image, mask))
+            name = f"{folder.name}/{image_path.stem}"
+            if windowed:
+                sample = RasterSample(name, image_path, masks[0], table, bands)
+                sample.check_mask()
+                samples.append(sample)
+            else:
+                held_mb += megabytes
+                samples.append(Sample(name, _read(image_path)[0][:bands], decode_mask(masks[0], table)))
     return samples
 
 

@@ -40,6 +40,7 @@ class TilePredictor:
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.num_classes: int = model.num_classes
+        self.mean = tuple(float(m) for m in mean)
         self._mean = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, -1, 1, 1)
         self._std = torch.tensor(std, device=self.device, dtype=torch.float32).view(1, -1, 1, 1)
 

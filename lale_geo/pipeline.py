@@ -183,7 +183,7 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
                                                weights, band_indexes, scaling, grid, batch_size, device, emit,
                                                progress)
                 else:
-                    computed = _run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
+                    computed = run_tiles(scene, grid, band_indexes, fill, scaling, predictor, batch_size, emit,
                                           progress, resume_at=outputs_open.rows_done)
                 nodata = int(outputs_open.counts[OUTPUT_NODATA])
                 if nodata == scene.width * scene.height:
@@ -299,7 +299,7 @@ def _run_key(src, card: WeightsCard, grid: TileGrid, bands, scaling: Scaling, en
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def _run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,
+def run_tiles(scene, grid: TileGrid, bands: list[int], fill: list[float], scaling: Scaling,
                predictor: TilePredictor, batch_size: int, emit: Callable[[Band], None],
                progress: Callable[[int], None] | None, resume_at: int = 0) -> int:
     """Read, batch, predict and stitch every tile in grid order; fully masked tiles are skipped.

@@ -12,16 +12,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .datasets import IGNORE_INDEX, ClassTable, Sample
+from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
 from .inference import TilePredictor
+from .io import Scaling
 from .metrics import confusion_matrix, scores
 from .models import create_model
-from .pipeline import predict_array
+from .pipeline import predict_array, run_tiles
+from .stitching import Band
+from .tiling import TileGrid
 from .weights import WeightsCard, save_weights
 
 log = logging.getLogger(__name__)
@@ -36,13 +40,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class CropSampler:
     """Random crops (area-weighted over images) with flips, rot90 and brightness/contrast jitter."""
 
-    def __init__(self, samples: Sequence[Sample], crop: int, seed: int,
+    def __init__(self, samples: Sequence[Sample | RasterSample], crop: int, seed: int,
                  input_range: tuple[float, float] = (0.0, 255.0)) -> None:
         self.samples = list(samples)
         self.crop = crop
         self.input_range = input_range
         self.rng = np.random.default_rng(seed)
-        areas = np.array([s.mask.size for s in self.samples], np.float64)
+        areas = np.array([h * w for h, w in (s.shape for s in self.samples)], np.float64)
         self.p = areas / areas.sum()
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +55,7 @@ class CropSampler:
         lo, hi = self.input_range
         images, masks = [], []
         for idx in self.rng.choice(len(self.samples), size=size, p=self.p):
-            s = self.samples[idx]
-            image, mask = self._crop(s.image, s.mask)
+            image, mask = self._crop(self.samples[idx])
             image = np.clip((image.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
             if self.rng.random() < 0.5:
                 image, mask = image[:, :, ::-1], mask[:, ::-1]
@@ -68,16 +71,19 @@ class CropSampler:
             masks.append(np.ascontiguousarray(mask))
         return np.stack(images), np.stack(masks).astype(np.int64)
 
-    def _crop(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        H, W = mask.shape
+    def _crop(self, sample: Sample | RasterSample) -> tuple[np.ndarray, np.ndarray]:
+        H, W = sample.shape
         c = self.crop
         if H < c or W < c:  # reflect-pad small images up to the crop size, pad labels as ignore
+            image, mask = sample.read(0, 0, H, W)
             ph, pw = max(c - H, 0), max(c - W, 0)
             image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect")
             mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
             H, W = mask.shape
+            y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
+            return image[:, y:y + c, x:x + c], mask[y:y + c, x:x + c]
         y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
-        return image[:, y:y + c, x:x + c], mask[y:y + c, x:x + c]
+        return sample.read(y, x, c, c)
 
 
 # ----------------------------------------------------------------------------- loss
@@ -105,14 +111,38 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate(predictor: TilePredictor, samples: Sequence[Sample], class_names: list[str],
+def evaluate(predictor: TilePredictor, samples: Sequence[Sample | RasterSample], class_names: list[str],
              tile_size: int, overlap: int, batch_size: int = 8, input_range: Sequence[float] = (0, 255)) -> dict:
-    """Scores on whole images, tiled and blended exactly as ``predict`` does."""
+    """Scores on whole images, tiled and blended exactly as ``predict`` does; images read by windows
+    are predicted and scored row band by row band, as ``predict`` streams a scene."""
     cm = np.zeros((predictor.num_classes,) * 2, np.int64)
     for s in samples:
+        if isinstance(s, RasterSample):
+            cm += _streamed_confusion(predictor, s, input_range, tile_size, overlap, batch_size)
+            continue
         logits = predict_array(predictor, s.image, tuple(input_range), tile_size, overlap, batch_size)
         cm += confusion_matrix(logits.argmax(0), s.mask, predictor.num_classes)
     return scores(cm, class_names)
+
+
+def _streamed_confusion(predictor: TilePredictor, sample: RasterSample, input_range: Sequence[float],
+                        tile_size: int, overlap: int, batch_size: int) -> np.ndarray:
+    cm = np.zeros((predictor.num_classes,) * 2, np.int64)
+    lo, hi = input_range
+    bands = list(range(1, sample.bands + 1))
+    scaling = Scaling(low=(lo,) * sample.bands, high=(hi,) * sample.bands, rule="card range")
+    fill = [lo + m * (hi - lo) for m in predictor.mean]  # masked pixels normalise to zero, as in predict
+
+    def score(band: Band) -> None:
+        nonlocal cm
+        rows = band.logits.shape[1]
+        truth = sample.read_mask(band.y0, 0, rows, sample.shape[1])
+        cm += confusion_matrix(band.logits.argmax(0), truth, predictor.num_classes)
+
+    with rasterio.open(sample.image_path) as scene:
+        run_tiles(scene, TileGrid(*sample.shape, tile_size, overlap), bands, fill, scaling, predictor, batch_size,
+                  score, progress=None)
+    return cm
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -270,11 +300,12 @@ class Trainer:
     @property
     def epoch(self) -> float:
         """Crops seen / crops that tile the training set once."""
-        pixels = sum(s.mask.size for s in self.sampler.samples)
+        pixels = sum(h * w for h, w in (s.shape for s in self.sampler.samples))
         return self.step * self.config.batch_size * self.config.crop**2 / pixels
 
 
-def normalisation_for(table: ClassTable, train: Sequence[Sample]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def normalisation_for(table: ClassTable, train: Sequence[Sample | RasterSample],
+                      ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-band mean and std on [0, 1]-scaled values: the table's, ImageNet's for RGB (the LALE recipe), or
     measured on the training images for other bands."""
     if table.mean is not None and table.std is not None:
@@ -282,7 +313,7 @@ def normalisation_for(table: ClassTable, train: Sequence[Sample]) -> tuple[tuple
     if tuple(table.bands) == ("red", "green", "blue"):
         return IMAGENET_MEAN, IMAGENET_STD
     lo, hi = table.input_range
-    pixels = np.concatenate([s.image.reshape(s.image.shape[0], -1)[:, ::97] for s in train], axis=1)
+    pixels = np.concatenate([s.pixel_sample(97) for s in train], axis=1)
     scaled = np.clip((pixels.astype(np.float64) - lo) / (hi - lo), 0, 1)
     return tuple(float(v) for v in scaled.mean(1)), tuple(float(max(v, 1e-3)) for v in scaled.std(1))
 

@@ -44,6 +44,21 @@ def test_palette_mask_is_converted_to_colours(tmp_path, table):
     np.testing.assert_array_equal(decode_mask(tmp_path / "p.png", table), [[2, 0], [IGNORE_INDEX, 1]])
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32"])
+def test_value_masks_of_any_number_type(tmp_path, dtype):
+    """uint8/uint16 labels go through a lookup table, other types through their distinct values."""
+    from lale_geo.datasets import _decode
+
+    table = ClassTable("v", ("a", "b"), ((0, 0, 0), (1, 1, 1)), (10, 300), (), (0,), {})
+    labels = np.array([[[10, 300, 0], [300, 10, 10]]]).astype(dtype) if dtype != "uint8" else \
+        np.array([[[10, 10, 0], [10, 10, 10]]], np.uint8)
+    expected = np.where(labels[0] == 10, 0, np.where(labels[0] == 0, IGNORE_INDEX, 1))
+    np.testing.assert_array_equal(_decode(labels, None, table, tmp_path / "m.tif"), expected)
+    labels[0, 0, 0] = 7
+    with pytest.raises(DatasetError, match="m.tif: mask values not in class table 'v': 7"):
+        _decode(labels, None, table, tmp_path / "m.tif")
+
+
 def test_unknown_colour_is_an_error_naming_it(tmp_path, table):
     write_png(tmp_path / "bad.png", np.full((3, 2, 2), 7, np.uint8))
     with pytest.raises(DatasetError, match=r"RGB\(7,7,7\)"):

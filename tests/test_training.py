@@ -81,7 +81,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert second.step == 6
 
 
-def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path):
+@pytest.mark.parametrize("in_memory_mb", ["2048", "0"])  # 0: the scene is read window by window
+def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path, in_memory_mb):
     """Another sensor: 4-band uint16 GeoTIFFs with value labels -> weights whose card records the bands,
     the input range and measured normalisation -> a map of a new scene."""
     import json
@@ -109,7 +110,7 @@ def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path):
             dst.write(data)
     result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "w"),
                                       "--max-steps", "4", "--val-every", "4", "--crop", "32", "--batch-size", "2",
-                                      "--tile-size", "32", "--overlap", "8"])
+                                      "--tile-size", "32", "--overlap", "8", "--in-memory-mb", in_memory_mb])
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "w.json").read_text())
     assert card["bands"] == ["blue", "green", "red", "nir"] and card["input_range"] == [0, 10000]
@@ -117,3 +118,67 @@ def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path):
     summary = predict(tmp_path / "d" / "a" / "images" / "s.tif", tmp_path / "map.tif",
                       weights=tmp_path / "w.safetensors", device="cpu", engine="torch")
     assert summary.scaling.startswith("weights' input range") and sum(summary.class_pixels.values()) == 64 * 64
+
+
+def _scene_dataset(root, height=300, width=260):
+    """A 3-band GeoTIFF scene with a label raster (values 10/20, 0 = ignore) on its grid."""
+    import json
+
+    import rasterio
+    from rasterio.transform import Affine
+
+    rng = np.random.default_rng(3)
+    (root / "a" / "images").mkdir(parents=True)
+    (root / "a" / "masks").mkdir()
+    (root / "classes.json").write_text(json.dumps({
+        "name": "scene", "classes": [{"id": 0, "name": "low", "value": 10}, {"id": 1, "name": "high", "value": 20}],
+        "ignore": [0], "splits": {"train": ["a"], "val": ["a"]}}))
+    image = rng.integers(0, 256, (3, height, width)).astype(np.uint8)
+    labels = np.where(image.mean(0) > 127, 20, 10).astype(np.uint8)
+    labels[:5, :7] = 0
+    grid = {"driver": "GTiff", "crs": "EPSG:32633", "transform": Affine(10, 0, 0, 0, -10, 0), "width": width,
+            "height": height, "tiled": True, "blockxsize": 64, "blockysize": 64}
+    with rasterio.open(root / "a" / "images" / "s.tif", "w", count=3, dtype="uint8", **grid) as dst:
+        dst.write(image)
+    with rasterio.open(root / "a" / "masks" / "s.tif", "w", count=1, dtype="uint8", **grid) as dst:
+        dst.write(labels, 1)
+    return ClassTable.read(root / "classes.json")
+
+
+def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_path):
+    """A scene over the in-memory limit is read window by window: same crops, same scores."""
+    from lale_geo.datasets import RasterSample, load_split
+    from lale_geo.inference import TilePredictor
+    from lale_geo.training import evaluate, normalisation_for
+    from tests.helpers import LocalModel
+
+    table = _scene_dataset(tmp_path)
+    [held] = load_split(tmp_path, table, "train", bands=3)
+    [windowed] = load_split(tmp_path, table, "train", bands=3, in_memory_limit_mb=0)
+    assert isinstance(held, Sample) and isinstance(windowed, RasterSample) and windowed.shape == held.shape
+    for crop in (64, 400):  # inside the scene, and larger than it (padded)
+        a, b = CropSampler([held], crop, seed=5).batch(6), CropSampler([windowed], crop, seed=5).batch(6)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    predictor = TilePredictor(LocalModel(num_classes=2, radius=1), (0.5,) * 3, (0.25,) * 3, device="cpu")
+    scores_held = evaluate(predictor, [held], ["low", "high"], tile_size=96, overlap=32)
+    scores_windowed = evaluate(predictor, [windowed], ["low", "high"], tile_size=96, overlap=32)
+    assert scores_held["confusion_matrix"] == scores_windowed["confusion_matrix"]
+    assert sum(map(sum, scores_held["confusion_matrix"])) == 300 * 260 - 5 * 7  # ignore pixels left out
+    table_rgbn = ClassTable("x", ("a", "b"), ((0, 0, 0), (1, 1, 1)), None, (), (), {}, bands=("b1", "b2", "b3"))
+    mean, std = normalisation_for(table_rgbn, [windowed])  # from a decimated read of ~800 pixels
+    exact = held.image.reshape(3, -1) / 255
+    assert mean == pytest.approx(exact.mean(1), abs=0.03) and std == pytest.approx(exact.std(1), abs=0.03)
+
+
+def test_unknown_label_values_in_a_windowed_scene_fail_at_load(tmp_path):
+    import rasterio
+
+    from lale_geo.datasets import load_split
+    from lale_geo.errors import DatasetError
+
+    table = _scene_dataset(tmp_path)
+    with rasterio.open(tmp_path / "a" / "masks" / "s.tif", "r+") as dst:
+        dst.write(np.full((1, 1), 99, np.uint8), 1, window=rasterio.windows.Window(200, 250, 1, 1))
+    with pytest.raises(DatasetError, match="s.tif: mask values not in class table 'scene': 99"):
+        load_split(tmp_path, table, "train", bands=3, in_memory_limit_mb=0)

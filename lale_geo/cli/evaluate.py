@@ -16,6 +16,7 @@ from .options import (
     classes_option,
     data_option,
     device_option,
+    in_memory_option,
     json_option,
     overlap_option,
     tile_size_option,
@@ -44,15 +45,17 @@ def format_table(result: dict) -> str:
 @overlap_option
 @batch_size_option
 @device_option
+@in_memory_option
 @json_option
-def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, as_json) -> None:
+def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, in_memory_mb,
+            as_json) -> None:
     """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split."""
     model, card = load_weights(weights or DEFAULT_WEIGHTS)
     table = resolve_class_table(data_root, classes)
     if list(table.class_names) != card.class_names:
         raise DatasetError(f"{data_root}: classes {list(table.class_names)} differ from the weights' "
                            f"{card.class_names}; pass --classes with the weights' class table")
-    samples = load_split(data_root, table, split, bands=len(card.bands))
+    samples = load_split(data_root, table, split, bands=len(card.bands), in_memory_limit_mb=in_memory_mb)
     predictor = TilePredictor(model, card.mean, card.std, device)
     result = evaluate(predictor, samples, card.class_names, tile_size or card.tile_size,
                       overlap if overlap is not None else card.overlap, batch_size, card.input_range)

@@ -31,4 +31,8 @@ classes_option = click.option("--classes", default=None, metavar="NAME|PATH",
                               help="Class table: a shipped name (dubai-aerial, aras400k) or a JSON path "
                                    "(default: DATA/classes.json, or the shipped table named like DATA).")
 
+in_memory_option = click.option(
+    "--in-memory-mb", type=click.FloatRange(min=0), default=2048, show_default=True,
+    help="Images decoded into memory per split, in MB; GeoTIFF scenes past it are read window by window.")
+
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")

@@ -11,7 +11,7 @@ import click
 from ..datasets import load_split, resolve_class_table
 from ..errors import OutputExistsError
 from ..training import TrainConfig, Trainer, card_fields_for
-from .options import classes_option, data_option, overwrite_option
+from .options import classes_option, data_option, in_memory_option, overwrite_option
 
 
 @click.command("train")
@@ -35,9 +35,10 @@ from .options import classes_option, data_option, overwrite_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch threads (default: all cores).")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
+@in_memory_option
 @overwrite_option
 def command(data_root, classes, model, out, train_split, val_split, crop, batch_size, lr, max_steps,
-            time_budget, val_every, tile_size, overlap, seed, threads, resume, overwrite) -> None:
+            time_budget, val_every, tile_size, overlap, seed, threads, resume, in_memory_mb, overwrite) -> None:
     """Train MODEL on DATA and keep the weights that score best on the validation split."""
     import torch
 
@@ -52,7 +53,8 @@ def command(data_root, classes, model, out, train_split, val_split, crop, batch_
         for p in (out_path.with_suffix(".ckpt"), out_path.with_suffix(".log.jsonl")):
             p.unlink(missing_ok=True)
     table = resolve_class_table(data_root, classes)
-    train, val = load_split(data_root, table, train_split), load_split(data_root, table, val_split)
+    train, val = (load_split(data_root, table, split, in_memory_limit_mb=in_memory_mb)
+                  for split in (train_split, val_split))
     click.echo(f"{len(train)} training and {len(val)} validation images, {table.num_classes} classes",
                err=True)
     config = TrainConfig(model=model, crop=crop, batch_size=batch_size, lr=lr, max_steps=max_steps,
