@@ -38,7 +38,7 @@ def main() -> None:
     model, card = load_weights(args.weights)
     predictor = TilePredictor(model, card.mean, card.std, "cpu")
     table = resolve_class_table(args.data)
-    samples = load_split(args.data, table, "val")
+    samples = load_split(args.data, table, "val", in_memory_limit_mb=float("inf"))  # uses .image and .mask
     n = card.num_classes
     untiled = []
     for s in samples:

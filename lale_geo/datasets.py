@@ -7,6 +7,7 @@ colours/values to ignore, and named splits that map to sub-folders. Each split f
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from .errors import DatasetError
+from .io import window_validity
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -107,11 +109,14 @@ def resolve_class_table(root: str | Path, classes: str | Path | None = None) -> 
 
 @dataclass
 class Sample:
-    """One labelled image held in memory: (bands, H, W) pixels and an (H, W) uint8 mask (255 = ignore)."""
+    """One labelled image held in memory: (bands, H, W) pixels and an (H, W) uint8 mask (255 = ignore,
+    which includes the image's invalid pixels); ``valid`` is the image's validity where it has any mask
+    (nodata, alpha, NaN), else None."""
 
     name: str
     image: np.ndarray
     mask: np.ndarray
+    valid: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -129,42 +134,58 @@ class Sample:
 class RasterSample:
     """One labelled image too large to hold in memory (a big GeoTIFF scene): windows of the image and
     the label raster are read and decoded on demand, so training and evaluation never load it whole.
-    Reads the same pixels and class ids as :class:`Sample` would."""
+    Windows hold the same pixels and class ids as a :class:`Sample` of the same files."""
 
     def __init__(self, name: str, image_path: Path, mask_path: Path, table: ClassTable, bands: int) -> None:
         self.name, self.image_path, self.mask_path, self.table, self.bands = name, image_path, mask_path, table, bands
-        with _open(image_path) as image, _open(mask_path) as mask:
+        with open_image(image_path) as image, open_image(mask_path) as mask:
             self.shape: tuple[int, int] = (image.height, image.width)
             self.mask_bands = min(mask.count, 3)
             self.colormap = mask.colormap(1) if mask.colorinterp[0] == ColorInterp.palette else None
-        self._luts: dict = {}  # class-id lookup tables, built on the first window
+
+    @property
+    def band_indexes(self) -> list[int]:
+        return list(range(1, self.bands + 1))
 
     def read(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         window = Window(x, y, width, height)
-        with _open(self.image_path) as src:
-            image = src.read(list(range(1, self.bands + 1)), window=window)
-        return image, self.read_mask(y, x, height, width)
+        with open_image(self.image_path) as src:
+            image, valid = src.read(self.band_indexes, window=window), window_validity(src, self.band_indexes, window)
+        return image, self._labels(window, valid)
 
     def read_mask(self, y: int, x: int, height: int, width: int) -> np.ndarray:
-        with _open(self.mask_path) as src:
-            pixels = src.read(list(range(1, self.mask_bands + 1)), window=Window(x, y, width, height))
-        return _decode(pixels, self.colormap, self.table, self.mask_path, self._luts)
+        window = Window(x, y, width, height)
+        with open_image(self.image_path) as src:
+            valid = window_validity(src, self.band_indexes, window)
+        return self._labels(window, valid)
 
-    def check_mask(self, block_rows: int = 1024) -> None:
-        """Decode the whole label raster block by block, so unknown values fail now, not mid-training."""
-        for y in range(0, self.shape[0], block_rows):
-            self.read_mask(y, 0, min(block_rows, self.shape[0] - y), self.shape[1])
+    def _labels(self, window: Window, valid: np.ndarray) -> np.ndarray:
+        """Class ids of a window, ignore where the image is invalid."""
+        with open_image(self.mask_path) as src:
+            pixels = src.read(list(range(1, self.mask_bands + 1)), window=window)
+        mask = _decode(pixels, self.colormap, self.table, self.mask_path)
+        mask[~valid] = IGNORE_INDEX
+        return mask
+
+    def check_mask(self, block_pixels: int = 1 << 22) -> None:
+        """Decode the whole label raster by blocks of rows (about ``block_pixels`` each), so that unknown
+        values fail now, not mid-training."""
+        rows = max(1, block_pixels // self.shape[1])
+        for y in range(0, self.shape[0], rows):
+            self.read_mask(y, 0, min(rows, self.shape[0] - y), self.shape[1])
 
     def pixel_sample(self, step: int = 97) -> np.ndarray:
-        """(bands, N) pixels from a decimated read (about one in ``step``)."""
+        """(bands, N) pixels from a decimated read (about one in ``step``; not the same pixels as
+        :meth:`Sample.pixel_sample`, so band statistics agree only approximately)."""
         k = max(1, round(step ** 0.5))
         height, width = max(1, self.shape[0] // k), max(1, self.shape[1] // k)
-        with _open(self.image_path) as src:
-            pixels = src.read(list(range(1, self.bands + 1)), out_shape=(self.bands, height, width))
+        with open_image(self.image_path) as src:
+            pixels = src.read(self.band_indexes, out_shape=(self.bands, height, width))
         return pixels.reshape(self.bands, -1)
 
 
-def _open(path: Path) -> rasterio.DatasetReader:
+def open_image(path: Path) -> rasterio.DatasetReader:
+    """Open a dataset image or mask; unreadable files are a one-line DatasetError."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
@@ -174,14 +195,9 @@ def _open(path: Path) -> rasterio.DatasetReader:
 
 
 def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            with rasterio.open(path) as src:
-                colormap = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
-                return src.read(), list(src.colorinterp), colormap
-        except RasterioIOError as e:
-            raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
+    with open_image(path) as src:
+        colormap = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
+        return src.read(), list(src.colorinterp), colormap
 
 
 def decode_mask(path: Path, table: ClassTable) -> np.ndarray:
@@ -193,48 +209,49 @@ def decode_mask(path: Path, table: ClassTable) -> np.ndarray:
 UNKNOWN = 256  # lookup-table entry for a colour/value the class table does not name
 
 
-def _lookup_table(table: ClassTable, colour: bool) -> np.ndarray:
-    """Class id (uint16; UNKNOWN for anything else) of every packed RGB colour or every uint16 value."""
-    lut = np.full(1 << 24 if colour else 1 << 16, UNKNOWN, np.uint16)
-    if colour:
-        named = [*enumerate(table.colours), *((IGNORE_INDEX, c) for c in table.ignore_colours)]
-        for class_id, c in named:
-            lut[(c[0] << 16) | (c[1] << 8) | c[2]] = class_id
-    else:
-        for class_id, v in [*enumerate(table.values), *((IGNORE_INDEX, v) for v in table.ignore_values)]:
-            if 0 <= v < lut.size:
-                lut[v] = class_id
+@functools.lru_cache(maxsize=8)
+def _lookup_table(named: tuple[tuple[int, int], ...], size: int) -> np.ndarray:
+    """Class id (uint16; UNKNOWN for anything else) of every key below ``size``, from (key, id) pairs.
+    Cached: a colour table is 32 MB, shared by every window and sample of one class table."""
+    lut = np.full(size, UNKNOWN, np.uint16)
+    for key, class_id in named:
+        if 0 <= key < size:
+            lut[key] = class_id
+    lut.flags.writeable = False
     return lut
 
 
-def _decode(pixels: np.ndarray, colormap: dict | None, table: ClassTable, path: Path,
-            luts: dict | None = None) -> np.ndarray:
-    """Class ids of (bands, H, W) mask pixels (all of a mask or a window of it) by table lookup, so
-    memory stays a few bytes per pixel; ``luts`` keeps the lookup tables between calls on windows."""
-    luts = {} if luts is None else luts
+def _named_colours(table: ClassTable) -> tuple[tuple[int, int], ...]:
+    """(packed RGB, class id) pairs; ignore colours map to IGNORE_INDEX and win over class colours."""
+    pairs = [*((c, i) for i, c in enumerate(table.colours)), *((c, IGNORE_INDEX) for c in table.ignore_colours)]
+    return tuple(((c[0] << 16) | (c[1] << 8) | c[2], class_id) for c, class_id in pairs)
 
-    def lookup(colour: bool) -> np.ndarray:
-        if colour not in luts:
-            luts[colour] = _lookup_table(table, colour)
-        return luts[colour]
 
+def _named_values(table: ClassTable) -> dict:
+    return {**{v: i for i, v in enumerate(table.values)}, **{v: IGNORE_INDEX for v in table.ignore_values}}
+
+
+def _decode(pixels: np.ndarray, colormap: dict | None, table: ClassTable, path: Path) -> np.ndarray:
+    """Class ids of (bands, H, W) mask pixels (all of a mask or a window of it), by table lookup so that
+    memory stays a few bytes per pixel."""
     if colormap is not None:  # palette PNG: look indices up as colours
         palette = np.array([colormap.get(i, (0, 0, 0, 0))[:3] for i in range(256)], np.uint8)
         pixels = palette[pixels[0]].transpose(2, 0, 1)
     if pixels.shape[0] >= 3:
+        if pixels.dtype != np.uint8:
+            raise DatasetError(f"{path}: {pixels.dtype} colour mask; colour masks must be 8-bit RGB "
+                               "(use single-band value labels for other types)")
         rgb = pixels[:3].astype(np.uint32)
         keys = found = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
-        lut = lookup(colour=True)
+        lut = _lookup_table(_named_colours(table), 1 << 24)
         describe = lambda k: f"RGB({k >> 16},{(k >> 8) & 255},{k & 255})"  # noqa: E731
     elif table.values is not None:
-        found, describe = pixels[0], str
-        if found.dtype.kind == "u" and found.dtype.itemsize <= 2:
-            keys, lut = found, lookup(colour=False)
+        found, describe, named = pixels[0], str, _named_values(table)
+        if found.dtype in (np.uint8, np.uint16):
+            keys, lut = found, _lookup_table(tuple(named.items()), 1 << 16)
         else:  # other integer or float labels: look their few distinct values up
             uniques, inverse = np.unique(found, return_inverse=True)
-            values = lookup(colour=False)
-            lut = np.array([values[int(v)] if float(v).is_integer() and 0 <= v < values.size else UNKNOWN
-                            for v in uniques], np.uint16)
+            lut = np.array([named.get(v.item(), UNKNOWN) for v in uniques], np.uint16)
             keys = inverse.reshape(found.shape)
     else:
         raise DatasetError(f"{path}: single-band mask but the class table {table.name!r} gives colours, "
@@ -273,10 +290,11 @@ IN_MEMORY_LIMIT_MB = 2048  # per split; GeoTIFFs past it are read window by wind
 def load_split(root: str | Path, table: ClassTable, split: str, bands: int | None = None,
                in_memory_limit_mb: float = IN_MEMORY_LIMIT_MB) -> list[Sample | RasterSample]:
     """Every (image, mask) pair of ``split``. Masks may be colour or palette images or single-band label
-    rasters (GeoTIFF labels on the image's grid, with "value" per class in the table). Images are decoded
-    into memory while the split's total stays within ``in_memory_limit_mb``; GeoTIFFs that would pass it
-    (whole scenes) are read window by window instead. Other formats are always loaded: a PNG or JPEG
-    has to be decoded whole for any window anyway."""
+    rasters (GeoTIFF labels on the image's grid, with "value" per class in the table); the image's invalid
+    pixels (nodata, alpha, NaN) are labelled ignore. Images and masks are decoded into memory while the
+    split's total stays within ``in_memory_limit_mb``; GeoTIFFs that would pass it (whole scenes) are read
+    window by window instead. Other formats are always loaded: a PNG or JPEG is decoded whole for any
+    window anyway."""
     bands = bands or len(table.bands)
     samples: list[Sample | RasterSample] = []
     held_mb = 0.0
@@ -289,12 +307,12 @@ def load_split(root: str | Path, table: ClassTable, split: str, bands: int | Non
                      if p.suffix.lower() in IMAGE_SUFFIXES]
             if not masks:
                 raise DatasetError(f"{image_path}: no mask {image_path.stem}.* in {folder / 'masks'}")
-            with _open(image_path) as src, _open(masks[0]) as labels:
+            with open_image(image_path) as src, open_image(masks[0]) as labels:
                 if src.count < bands:
                     raise DatasetError(f"{image_path}: {src.count} band(s), need {bands}")
                 if labels.shape != src.shape:
                     raise DatasetError(f"{masks[0]}: mask is {labels.shape}, image is {src.shape}")
-                megabytes = src.width * src.height * bands * np.dtype(src.dtypes[0]).itemsize / 2**20
+                megabytes = src.width * src.height * (bands * np.dtype(src.dtypes[0]).itemsize + 1) / 2**20
                 windowed = src.driver == "GTiff" and labels.driver == "GTiff" and \
                     held_mb + megabytes > in_memory_limit_mb
             _same_grid(image_path, masks[0])
@@ -303,9 +321,15 @@ def load_split(root: str | Path, table: ClassTable, split: str, bands: int | Non
                 sample = RasterSample(name, image_path, masks[0], table, bands)
                 sample.check_mask()
                 samples.append(sample)
-            else:
-                held_mb += megabytes
-                samples.append(Sample(name, _read(image_path)[0][:bands], decode_mask(masks[0], table)))
+                continue
+            held_mb += megabytes
+            with open_image(image_path) as src:
+                indexes = list(range(1, bands + 1))
+                image = src.read(indexes)
+                valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
+            mask = decode_mask(masks[0], table)
+            mask[~valid] = IGNORE_INDEX
+            samples.append(Sample(name, image, mask, None if valid.all() else valid))
     return samples
 
 

@@ -173,14 +173,18 @@ def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: 
 
 def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, rows: int) -> np.ndarray:
     """(rows, width) validity of full-width scene rows."""
-    window = Window(0, y0, src.width, rows)
+    return window_validity(src, bands, Window(0, y0, src.width, rows))
+
+
+def window_validity(src: rasterio.DatasetReader, bands: Sequence[int], window: Window) -> np.ndarray:
+    """(height, width) validity of a window: nodata, alpha, GDAL mask and, for float bands, NaN."""
     try:
         valid = _dataset_mask(src, window)
         if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
             valid &= np.isfinite(src.read(bands, window=window)).all(axis=0)
     except RasterioIOError as e:
-        raise RasterIOError(f"{src.name}: read failed at rows {y0}-{y0 + rows}; the file is corrupt or "
-                            f"truncated ({str(e).splitlines()[0]})") from None
+        raise RasterIOError(f"{src.name}: read failed at rows {window.row_off}-{window.row_off + window.height}; "
+                            f"the file is corrupt or truncated ({str(e).splitlines()[0]})") from None
     return valid
 
 

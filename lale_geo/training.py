@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
+from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample, open_image
 from .inference import TilePredictor
 from .io import Scaling
 from .metrics import confusion_matrix, scores
@@ -113,35 +112,44 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def evaluate(predictor: TilePredictor, samples: Sequence[Sample | RasterSample], class_names: list[str],
              tile_size: int, overlap: int, batch_size: int = 8, input_range: Sequence[float] = (0, 255)) -> dict:
-    """Scores on whole images, tiled and blended exactly as ``predict`` does; images read by windows
-    are predicted and scored row band by row band, as ``predict`` streams a scene."""
+    """Scores on whole images, tiled and blended exactly as ``predict`` does (invalid image pixels are
+    filled as predict fills them and not scored); images read by windows are predicted and scored row
+    band by row band, as ``predict`` streams a scene."""
     cm = np.zeros((predictor.num_classes,) * 2, np.int64)
     for s in samples:
         if isinstance(s, RasterSample):
             cm += _streamed_confusion(predictor, s, input_range, tile_size, overlap, batch_size)
             continue
-        logits = predict_array(predictor, s.image, tuple(input_range), tile_size, overlap, batch_size)
+        image = s.image
+        if s.valid is not None:
+            fill = np.asarray(_fill_values(predictor, input_range), np.float32)[:, None, None]
+            image = np.where(s.valid[None], image.astype(np.float32), fill)
+        logits = predict_array(predictor, image, tuple(input_range), tile_size, overlap, batch_size)
         cm += confusion_matrix(logits.argmax(0), s.mask, predictor.num_classes)
     return scores(cm, class_names)
+
+
+def _fill_values(predictor: TilePredictor, input_range: Sequence[float]) -> list[float]:
+    """Raw values that normalise to zero: what predict puts in place of invalid pixels."""
+    lo, hi = input_range
+    return [lo + m * (hi - lo) for m in predictor.mean]
 
 
 def _streamed_confusion(predictor: TilePredictor, sample: RasterSample, input_range: Sequence[float],
                         tile_size: int, overlap: int, batch_size: int) -> np.ndarray:
     cm = np.zeros((predictor.num_classes,) * 2, np.int64)
     lo, hi = input_range
-    bands = list(range(1, sample.bands + 1))
     scaling = Scaling(low=(lo,) * sample.bands, high=(hi,) * sample.bands, rule="card range")
-    fill = [lo + m * (hi - lo) for m in predictor.mean]  # masked pixels normalise to zero, as in predict
+    fill = _fill_values(predictor, input_range)
 
     def score(band: Band) -> None:
-        nonlocal cm
         rows = band.logits.shape[1]
         truth = sample.read_mask(band.y0, 0, rows, sample.shape[1])
-        cm += confusion_matrix(band.logits.argmax(0), truth, predictor.num_classes)
+        cm[...] += confusion_matrix(band.logits.argmax(0), truth, predictor.num_classes)
 
-    with rasterio.open(sample.image_path) as scene:
-        run_tiles(scene, TileGrid(*sample.shape, tile_size, overlap), bands, fill, scaling, predictor, batch_size,
-                  score, progress=None)
+    with open_image(sample.image_path) as scene:
+        grid = TileGrid(*sample.shape, tile_size, overlap)
+        run_tiles(scene, grid, sample.band_indexes, fill, scaling, predictor, batch_size, score, progress=None)
     return cm
 
 

@@ -59,6 +59,16 @@ def test_value_masks_of_any_number_type(tmp_path, dtype):
         _decode(labels, None, table, tmp_path / "m.tif")
 
 
+def test_value_masks_outside_sixteen_bits_and_wide_colour_masks(tmp_path, table):
+    from lale_geo.datasets import _decode
+
+    values = ClassTable("v", ("a", "b"), ((0, 0, 0), (1, 1, 1)), (70000, 5), (), (-9999,), {})
+    labels = np.array([[[70000, -9999, 5]]], np.int32)
+    np.testing.assert_array_equal(_decode(labels, None, values, tmp_path / "m.tif"), [[0, IGNORE_INDEX, 1]])
+    with pytest.raises(DatasetError, match="w.tif: uint16 colour mask"):
+        _decode(np.full((3, 2, 2), 300, np.uint16), None, table, tmp_path / "w.tif")
+
+
 def test_unknown_colour_is_an_error_naming_it(tmp_path, table):
     write_png(tmp_path / "bad.png", np.full((3, 2, 2), 7, np.uint8))
     with pytest.raises(DatasetError, match=r"RGB\(7,7,7\)"):

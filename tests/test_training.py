@@ -121,7 +121,8 @@ def test_train_and_predict_four_band_geotiffs_end_to_end(tmp_path, in_memory_mb)
 
 
 def _scene_dataset(root, height=300, width=260):
-    """A 3-band GeoTIFF scene with a label raster (values 10/20, 0 = ignore) on its grid."""
+    """A 3-band GeoTIFF scene with a nodata hole (value 0, rows 100-139 x cols 200-249) and a label raster
+    (values 10/20, 0 = ignore in its top-left 5 x 7 corner) on its grid."""
     import json
 
     import rasterio
@@ -133,12 +134,13 @@ def _scene_dataset(root, height=300, width=260):
     (root / "classes.json").write_text(json.dumps({
         "name": "scene", "classes": [{"id": 0, "name": "low", "value": 10}, {"id": 1, "name": "high", "value": 20}],
         "ignore": [0], "splits": {"train": ["a"], "val": ["a"]}}))
-    image = rng.integers(0, 256, (3, height, width)).astype(np.uint8)
+    image = rng.integers(1, 256, (3, height, width)).astype(np.uint8)
     labels = np.where(image.mean(0) > 127, 20, 10).astype(np.uint8)
     labels[:5, :7] = 0
+    image[:, 100:140, 200:250] = 0
     grid = {"driver": "GTiff", "crs": "EPSG:32633", "transform": Affine(10, 0, 0, 0, -10, 0), "width": width,
             "height": height, "tiled": True, "blockxsize": 64, "blockysize": 64}
-    with rasterio.open(root / "a" / "images" / "s.tif", "w", count=3, dtype="uint8", **grid) as dst:
+    with rasterio.open(root / "a" / "images" / "s.tif", "w", count=3, dtype="uint8", nodata=0, **grid) as dst:
         dst.write(image)
     with rasterio.open(root / "a" / "masks" / "s.tif", "w", count=1, dtype="uint8", **grid) as dst:
         dst.write(labels, 1)
@@ -146,7 +148,8 @@ def _scene_dataset(root, height=300, width=260):
 
 
 def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_path):
-    """A scene over the in-memory limit is read window by window: same crops, same scores."""
+    """A scene over the in-memory limit is read window by window: same crops, same scores; its nodata
+    pixels are labelled ignore either way, filled as predict fills them, and not scored."""
     from lale_geo.datasets import RasterSample, load_split
     from lale_geo.inference import TilePredictor
     from lale_geo.training import evaluate, normalisation_for
@@ -156,6 +159,7 @@ def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_pat
     [held] = load_split(tmp_path, table, "train", bands=3)
     [windowed] = load_split(tmp_path, table, "train", bands=3, in_memory_limit_mb=0)
     assert isinstance(held, Sample) and isinstance(windowed, RasterSample) and windowed.shape == held.shape
+    assert held.valid is not None and (~held.valid).sum() == 40 * 50 and (held.mask[100:140, 200:250] == 255).all()
     for crop in (64, 400):  # inside the scene, and larger than it (padded)
         a, b = CropSampler([held], crop, seed=5).batch(6), CropSampler([windowed], crop, seed=5).batch(6)
         np.testing.assert_array_equal(a[0], b[0])
@@ -164,7 +168,7 @@ def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_pat
     scores_held = evaluate(predictor, [held], ["low", "high"], tile_size=96, overlap=32)
     scores_windowed = evaluate(predictor, [windowed], ["low", "high"], tile_size=96, overlap=32)
     assert scores_held["confusion_matrix"] == scores_windowed["confusion_matrix"]
-    assert sum(map(sum, scores_held["confusion_matrix"])) == 300 * 260 - 5 * 7  # ignore pixels left out
+    assert sum(map(sum, scores_held["confusion_matrix"])) == 300 * 260 - 5 * 7 - 40 * 50  # ignore, nodata out
     table_rgbn = ClassTable("x", ("a", "b"), ((0, 0, 0), (1, 1, 1)), None, (), (), {}, bands=("b1", "b2", "b3"))
     mean, std = normalisation_for(table_rgbn, [windowed])  # from a decimated read of ~800 pixels
     exact = held.image.reshape(3, -1) / 255

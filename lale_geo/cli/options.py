@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..datasets import IN_MEMORY_LIMIT_MB
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 weights_option = click.option(
@@ -32,7 +34,7 @@ classes_option = click.option("--classes", default=None, metavar="NAME|PATH",
                                    "(default: DATA/classes.json, or the shipped table named like DATA).")
 
 in_memory_option = click.option(
-    "--in-memory-mb", type=click.FloatRange(min=0), default=2048, show_default=True,
+    "--in-memory-mb", type=click.FloatRange(min=0), default=IN_MEMORY_LIMIT_MB, show_default=True,
     help="Images decoded into memory per split, in MB; GeoTIFF scenes past it are read window by window.")
 
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing output files.")
