@@ -23,11 +23,22 @@ OUTPUT_NODATA = 255
 _COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
 
 
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+
+
+def is_remote(path: str | Path) -> bool:
+    """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
+    never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
+    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
+
+
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
-    """Open a raster for reading, with one-line errors for missing, non-raster or corrupt files."""
-    path = Path(path)
-    if not path.exists():
-        raise RasterIOError(f"{path}: file not found")
+    """Open a raster for reading, with one-line errors for missing, non-raster or corrupt files. Local
+    paths, URLs and GDAL virtual paths (see :func:`is_remote`) are accepted."""
+    if not is_remote(path):
+        path = Path(path)
+        if not path.exists():
+            raise RasterIOError(f"{path}: file not found")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
@@ -215,7 +226,7 @@ def lazy_dataset_mask(path: str | Path, block_size: int = 2048):
 def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
     """Refuse an output that equals an input, sits in a missing/unwritable folder, or exists already."""
     path = Path(path)
-    if any(path.resolve() == Path(other).resolve() for other in inputs):
+    if any(path.resolve() == Path(other).resolve() for other in inputs if not is_remote(other)):
         raise InvalidInputError(f"{path}: output is the input file; choose another output path")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():

@@ -25,6 +25,7 @@ from .io import (
     check_georeferencing,
     check_output,
     decide_scaling,
+    is_remote,
     open_raster,
     read_validity,
     read_window,
@@ -144,6 +145,9 @@ def predict(src: str | Path, dst: str | Path, *, weights: str | Path | None = No
             uninterrupted run's. An interrupted run (Ctrl-C, kill) keeps what it needs for this.
     """
     started = time.perf_counter()
+    if resume and is_remote(src):
+        raise InvalidInputError(f"{src}: --resume needs a local input (a changed remote file would go "
+                                "unnoticed); copy the scene locally to resume")
     outputs = [Path(p) for p in (dst, probabilities, confidence) if p is not None]
     for path in outputs:
         check_output(path, overwrite, inputs=[src])
@@ -293,8 +297,11 @@ class MapOutputs:
 def _run_key(src, card: WeightsCard, grid: TileGrid, bands, scaling: Scaling, engine: str, batch_size: int,
              outputs) -> str:
     """Digest of everything that decides the output: a journal only resumes the same run."""
-    stat = os.stat(src)
-    parts = [str(Path(src).resolve()), stat.st_size, stat.st_mtime_ns, card.sha256, grid.tile_size, grid.overlap,
+    # A local input is identified by its size and time too; a remote one only by its address (so
+    # predict refuses --resume for it: a changed remote file would not be noticed).
+    stat = None if is_remote(src) else os.stat(src)
+    source = [src] if stat is None else [str(Path(src).resolve()), stat.st_size, stat.st_mtime_ns]
+    parts = [*source, card.sha256, grid.tile_size, grid.overlap,
              list(bands), scaling.describe(), engine, batch_size, [str(Path(p).resolve()) for p in outputs]]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 

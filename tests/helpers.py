@@ -57,3 +57,61 @@ def assert_onnx_parity(model, x, tmp_path, tolerance=1e-4):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(out - ref).max() < tolerance
+
+
+_RANGE_SERVER = r"""
+import http.server, os, re, sys
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = self.translate_path(self.path)
+        if not match or not os.path.isfile(path):
+            self.remaining = None
+            return super().send_head()
+        size = os.path.getsize(path)
+        start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
+        f = open(path, "rb")
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.remaining = end - start + 1
+        return f
+
+    def copyfile(self, source, outputfile):
+        if self.remaining is None:
+            return super().copyfile(source, outputfile)
+        outputfile.write(source.read(self.remaining))
+
+os.chdir(sys.argv[1])
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def serve_folder(folder):
+    """Context manager: an HTTP server on 127.0.0.1 serving ``folder``; yields its URL. It answers Range
+    requests, as the object stores that GDAL reads COGs from do (http.server alone sends whole files).
+    It runs in its own process: GDAL may hold the GIL while it waits for an answer."""
+    import contextlib
+    import subprocess
+    import sys
+
+    @contextlib.contextmanager
+    def running():
+        server = subprocess.Popen([sys.executable, "-c", _RANGE_SERVER, str(folder)], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            yield f"http://127.0.0.1:{server.stdout.readline().strip()}"
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    return running()

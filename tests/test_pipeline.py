@@ -261,3 +261,28 @@ def test_plan_counts_the_tiles_of_the_real_run(scene, tmp_path):
     assert p.tiles == summary.tiles and p.batches == -(-summary.tiles // 4)
     assert p.seconds_per_batch > 0 and p.peak_memory_mb > 50
     assert not (tmp_path / "none.tif").exists()
+
+
+def test_a_scene_over_http_gives_the_local_map(scene, tmp_path):
+    """URLs go to GDAL (byte ranges, as from an object store); --resume is refused for them."""
+    from lale_geo.errors import LaleGeoError
+    from tests.helpers import serve_folder
+
+    path, _ = scene
+    model = (LocalModel(3, radius=1), card_for(3, 64, 16))
+    local = predict(path, tmp_path / "local.tif", model_and_card=model, **CPU)
+    with serve_folder(path.parent) as url:
+        remote = predict(f"{url}/{path.name}", tmp_path / "remote.tif", model_and_card=model, **CPU)
+        with pytest.raises(LaleGeoError, match="--resume needs a local input"):
+            predict(f"{url}/{path.name}", tmp_path / "r.tif", model_and_card=model, resume=True, **CPU)
+        with pytest.raises(RasterIOError, match="missing.tif: not a readable raster"):
+            predict(f"{url}/missing.tif", tmp_path / "m.tif", model_and_card=model, **CPU)
+    assert remote.class_pixels == local.class_pixels
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "remote.tif") as b:
+        assert a.transform == b.transform and a.crs == b.crs
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+    from lale_geo.vectorize import vectorize
+
+    with serve_folder(tmp_path) as url:  # the maps themselves can be read remotely too
+        polygons = vectorize(f"{url}/remote.tif")
+    assert len(polygons) == len(vectorize(tmp_path / "local.tif")) > 0
