@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/models.py
 	$(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/vectorize.py
+	$(BIN)/python benchmarks/training_data.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
