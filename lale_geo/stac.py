@@ -29,11 +29,11 @@ from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValid
 from rasterio.warp import transform_geom
 
 from .cache import cache_dir
+from .checksums import sha256_of
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
 from .io import check_output, open_raster
 from .vectorize import class_names_for
-from .weights import sha256_of
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,

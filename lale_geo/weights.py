@@ -20,6 +20,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .checksums import sha256_of
 from .errors import WeightsError
 from .models import create_model, list_models
 
@@ -130,14 +131,6 @@ class WeightsCard:
         """The card's model with random weights (load weights into it with ``load_weights``)."""
         return create_model(self.model, num_classes=self.num_classes, in_chans=len(self.bands),
                             **self.model_kwargs)
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shipped_weights_dir() -> Path:
