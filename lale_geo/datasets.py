@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from .errors import DatasetError
-from .io import window_validity
+from .errors import DatasetError, RasterIOError
+from .io import open_raster, window_validity
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -185,13 +183,11 @@ class RasterSample:
 
 
 def open_image(path: Path) -> rasterio.DatasetReader:
-    """Open a dataset image or mask; unreadable files are a one-line DatasetError."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        try:
-            return rasterio.open(path)
-        except RasterioIOError as e:
-            raise DatasetError(f"{path}: cannot be read as an image ({e})") from None
+    """Open a dataset image or mask (as ``open_raster`` does); failures are a one-line DatasetError."""
+    try:
+        return open_raster(path)
+    except RasterIOError as e:
+        raise DatasetError(str(e)) from None
 
 
 def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
@@ -276,12 +272,10 @@ def split_folders(root: str | Path, table: ClassTable, split: str) -> list[Path]
 
 def _same_grid(image_path: Path, mask_path: Path) -> None:
     """Georeferenced image and label rasters must share their grid (CRS and transform)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(image_path) as a, rasterio.open(mask_path) as b:
-            if a.crs and b.crs and (a.crs != b.crs or a.transform != b.transform):
-                raise DatasetError(f"{mask_path}: not on the grid of {image_path.name} (CRS or transform "
-                                   "differ); resample the labels onto the image grid first")
+    with open_image(image_path) as a, open_image(mask_path) as b:
+        if a.crs and b.crs and (a.crs != b.crs or a.transform != b.transform):
+            raise DatasetError(f"{mask_path}: not on the grid of {image_path.name} (CRS or transform "
+                               "differ); resample the labels onto the image grid first")
 
 
 IN_MEMORY_LIMIT_MB = 2048  # per split; GeoTIFFs past it are read window by window (RasterSample)
