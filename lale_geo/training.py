@@ -76,11 +76,9 @@ class CropSampler:
         if H < c or W < c:  # reflect-pad small images up to the crop size, pad labels as ignore
             image, mask = sample.read(0, 0, H, W)
             ph, pw = max(c - H, 0), max(c - W, 0)
-            image = np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-            mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
-            H, W = mask.shape
-            y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
-            return image[:, y:y + c, x:x + c], mask[y:y + c, x:x + c]
+            sample = Sample(sample.name, np.pad(image, ((0, 0), (0, ph), (0, pw)), mode="reflect"),
+                            np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX))
+            H, W = sample.shape
         y, x = int(self.rng.integers(0, H - c + 1)), int(self.rng.integers(0, W - c + 1))
         return sample.read(y, x, c, c)
 

@@ -8,7 +8,6 @@ current row of block edges, not by the raster size.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import warnings
@@ -286,12 +285,17 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     summary = VectorizeSummary(output=dst)
     frames = iter_frames(src, chunk_size=chunk_size, **options)
     first = next(frames)
-    schema = _arrow_schema(first)
+    first_table = _arrow_table(first)
+    schema = first_table.schema
+    for name in ("class_name", "source"):  # an empty first chunk types its text columns null
+        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for frame in itertools.chain([first], frames):
+        summary.add(first)
+        yield from first_table.cast(schema).to_batches()
+        for frame in frames:
             summary.add(frame)
-            yield from pa.table(frame.to_arrow(index=False, geometry_encoding="WKB")).cast(schema).to_batches()
+            yield from _arrow_table(frame).cast(schema).to_batches()
 
     # 4-connected patches are single polygons; 8-connected ones that meet only at a corner are
     # MultiPolygons, mixed with Polygons in one layer, which only an untyped layer takes as they are.
@@ -310,12 +314,8 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     return summary
 
 
-def _arrow_schema(frame: gpd.GeoDataFrame) -> pa.Schema:
-    """The layer's Arrow schema; text columns of an empty first chunk come out typed null, so fix them."""
-    schema = pa.table(frame.to_arrow(index=False, geometry_encoding="WKB")).schema
-    for name in ("class_name", "source"):
-        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
-    return schema
+def _arrow_table(frame: gpd.GeoDataFrame) -> pa.Table:
+    return pa.table(frame.to_arrow(index=False, geometry_encoding="WKB"))
 
 
 def _frame(values, geoms, crs, names: dict[int, str], source: str) -> gpd.GeoDataFrame:
