@@ -15,8 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from . import __version__
+from .augment import jittered_size, photometric, resample
 from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample, open_image
 from .inference import TilePredictor
 from .io import Scaling
@@ -37,25 +39,37 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class CropSampler:
-    """Random crops (area-weighted over images) with flips, rot90 and brightness/contrast jitter."""
+    """Random crops (area-weighted over images) with flips, rot90, optional scale jitter and photometric
+    jitter. With ``crop_sizes`` each batch draws one crop size and holds about as many pixels as ``size``
+    crops of ``crop`` (so a step costs about the same whatever the size)."""
 
     def __init__(self, samples: Sequence[Sample | RasterSample], crop: int, seed: int,
-                 input_range: tuple[float, float] = (0.0, 255.0)) -> None:
+                 input_range: tuple[float, float] = (0.0, 255.0), crop_sizes: Sequence[int] = (),
+                 scale_jitter: float = 0.0, strong_photometric: bool = False) -> None:
         self.samples = list(samples)
         self.crop = crop
+        self.crop_sizes = list(crop_sizes) or [crop]
+        self.scale_jitter = scale_jitter
+        self.strong_photometric = strong_photometric
         self.input_range = input_range
         self.rng = np.random.default_rng(seed)
         areas = np.array([h * w for h, w in (s.shape for s in self.samples)], np.float64)
         self.p = areas / areas.sum()
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(size, bands, crop, crop) float32 in [0, 1] (from ``input_range``) and (size, crop, crop) int64
-        targets."""
+        """(n, bands, c, c) float32 in [0, 1] (from ``input_range``) and (n, c, c) int64 targets; n = size
+        and c = crop unless several crop sizes are drawn from."""
         lo, hi = self.input_range
+        crop = self.crop
+        if len(self.crop_sizes) > 1:
+            crop = int(self.rng.choice(self.crop_sizes))
+            size = max(1, round(size * self.crop**2 / crop**2))
         images, masks = [], []
         for idx in self.rng.choice(len(self.samples), size=size, p=self.p):
-            image, mask = self._crop(self.samples[idx])
+            window = jittered_size(crop, self.scale_jitter, self.rng)
+            image, mask = self._crop(self.samples[idx], window)
             image = np.clip((image.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+            image, mask = resample(image, mask, crop)
             if self.rng.random() < 0.5:
                 image, mask = image[:, :, ::-1], mask[:, ::-1]
             if self.rng.random() < 0.5:
@@ -63,16 +77,13 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 k = int(self.rng.integers(1, 4))
                 image, mask = np.rot90(image, k, axes=(1, 2)), np.rot90(mask, k)
-            if self.rng.random() < 0.3:  # brightness/contrast, +-0.2 like albumentations' defaults
-                alpha, beta = 1 + self.rng.uniform(-0.2, 0.2), self.rng.uniform(-0.2, 0.2)
-                image = np.clip(image * alpha + beta, 0.0, 1.0)
+            image = photometric(image, self.rng, self.strong_photometric)
             images.append(np.ascontiguousarray(image))
             masks.append(np.ascontiguousarray(mask))
         return np.stack(images), np.stack(masks).astype(np.int64)
 
-    def _crop(self, sample: Sample | RasterSample) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(self, sample: Sample | RasterSample, c: int) -> tuple[np.ndarray, np.ndarray]:
         H, W = sample.shape
-        c = self.crop
         if H < c or W < c:  # reflect-pad small images up to the crop size, pad labels as ignore
             image, mask = sample.read(0, 0, H, W)
             ph, pw = max(c - H, 0), max(c - W, 0)
@@ -169,6 +180,22 @@ class TrainConfig:
     overlap: int = 128
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
+    crop_max: int | None = None  # crops of sizes crop..crop_max (step 32), batch scaled to equal pixels
+    scale_jitter: float = 0.0  # windows of crop * s, s log-uniform in [1 / (1 + j), 1 + j], resampled
+    strong_photometric: bool = False
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); the EMA is kept
+
+    def crop_sizes(self) -> list[int]:
+        return list(range(self.crop, (self.crop_max or self.crop) + 1, 32))
+
+
+def ema_average(decay: float):
+    """EMA update with a warm-up (decay grows as (1 + n) / (10 + n) up to ``decay``), so that the
+    average is not dominated by the random initial weights in a short run."""
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(num_averaged)) / (10.0 + float(num_averaged)))
+        return averaged * d + current * (1.0 - d)
+    return average
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -193,11 +220,14 @@ class Trainer:
         self.model = model or create_model(config.model, num_classes=table.num_classes,
                                            in_chans=len(table.bands), **config.model_kwargs)
         self.model = self.model.to(memory_format=torch.channels_last)
-        self.sampler = CropSampler(train, config.crop, config.seed, table.input_range)
+        self.sampler = CropSampler(train, config.crop, config.seed, table.input_range, config.crop_sizes(),
+                                   config.scale_jitter, config.strong_photometric)
+        self.ema = AveragedModel(self.model, avg_fn=ema_average(config.ema), use_buffers=True) if config.ema else None
         self.norm_mean, self.norm_std = normalisation_for(table, train)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
         self.step, self.elapsed, self.best_f1, self.best_step = 0, 0.0, -1.0, -1
+        self.pixels_seen = 0
         self.mean = torch.tensor(self.norm_mean).view(1, -1, 1, 1)
         self.std = torch.tensor(self.norm_std).view(1, -1, 1, 1)
 
@@ -219,8 +249,10 @@ class Trainer:
             "step": self.step, "elapsed": self.elapsed, "best_f1": self.best_f1,
             "best_step": self.best_step, "config": json.dumps(asdict(self.config)),
             "rng": json.dumps(self.sampler.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch.get_rng_state(), "pixels_seen": self.pixels_seen,
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         tmp = self.checkpoint_path.with_suffix(".ckpt.tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
@@ -233,6 +265,9 @@ class Trainer:
         self.best_f1, self.best_step = state["best_f1"], state["best_step"]
         self.sampler.rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
+        self.pixels_seen = int(state.get("pixels_seen", self.step * self.config.batch_size * self.config.crop**2))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         log.info("resumed at step %d (%.0f s trained, best macro F1 %.4f)", self.step, self.elapsed,
                  self.best_f1)
 
@@ -240,8 +275,13 @@ class Trainer:
         with open(self.log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
+    @property
+    def kept_model(self) -> nn.Module:
+        """What is validated and saved: the EMA of the weights when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def validate(self) -> dict:
-        predictor = TilePredictor(self.model, self.norm_mean, self.norm_std, device="cpu")
+        predictor = TilePredictor(self.kept_model, self.norm_mean, self.norm_std, device="cpu")
         result = evaluate(predictor, self.val, list(self.table.class_names), self.config.tile_size,
                           self.config.overlap, input_range=self.table.input_range)
         self.model.train()
@@ -255,6 +295,9 @@ class Trainer:
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.pixels_seen += masks.size
         return float(loss.detach())
 
     def run(self, card_fields: dict) -> WeightsCard:
@@ -292,22 +335,24 @@ class Trainer:
         log.info("validation: %s", record)
         if result["macro_f1"] > self.best_f1:
             self.best_f1, self.best_step = result["macro_f1"], self.step
+            cfg = self.config
             training = dict(card_fields.get("training", {}), steps=self.step, epochs=round(self.epoch, 2),
-                            train_seconds=round(self.elapsed), crop=self.config.crop,
-                            batch_size=self.config.batch_size, lr=self.config.lr, seed=self.config.seed)
+                            train_seconds=round(self.elapsed), crop=cfg.crop, crop_max=cfg.crop_max,
+                            scale_jitter=cfg.scale_jitter, strong_photometric=cfg.strong_photometric,
+                            ema=cfg.ema, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
             metrics = {"split": "val", "macro_f1": result["macro_f1"], "miou": result["miou"],
                        "pixel_accuracy": result["pixel_accuracy"],
                        "per_class_f1": {k: v["f1"] for k, v in result["per_class"].items()},
                        "per_class_iou": {k: v["iou"] for k, v in result["per_class"].items()},
                        "tile_size": self.config.tile_size, "overlap": self.config.overlap}
             fields = dict(card_fields, training=training, metrics=metrics, lale_geo_version=__version__)
-            save_weights(self.model, fields, self.out)
+            save_weights(self.kept_model, fields, self.out)
 
     @property
     def epoch(self) -> float:
         """Crops seen / crops that tile the training set once."""
         pixels = sum(h * w for h, w in (s.shape for s in self.sampler.samples))
-        return self.step * self.config.batch_size * self.config.crop**2 / pixels
+        return self.pixels_seen / pixels
 
 
 def normalisation_for(table: ClassTable, train: Sequence[Sample | RasterSample],

@@ -186,3 +186,29 @@ def test_unknown_label_values_in_a_windowed_scene_fail_at_load(tmp_path):
         dst.write(np.full((1, 1), 99, np.uint8), 1, window=rasterio.windows.Window(200, 250, 1, 1))
     with pytest.raises(DatasetError, match="s.tif: mask values not in class table 'scene': 99"):
         load_split(tmp_path, table, "train", bands=3, in_memory_limit_mb=0)
+
+
+def test_crop_sampler_draws_several_sizes_with_equal_pixels_per_batch():
+    sampler = CropSampler(toy_samples(size=128), crop=32, seed=3, crop_sizes=[32, 64], scale_jitter=0.3,
+                          strong_photometric=True)
+    shapes = {sampler.batch(16)[0].shape for _ in range(12)}
+    assert shapes == {(16, 3, 32, 32), (4, 3, 64, 64)}
+    images, masks = sampler.batch(16)
+    labelled = masks != 255
+    assert ((masks == 1) == (images.mean(1) > 0.45))[labelled].mean() > 0.9
+
+
+def test_ema_weights_are_what_is_validated_saved_and_resumed(tmp_path):
+    config = TrainConfig(crop=32, batch_size=2, max_steps=4, val_every=2, tile_size=64, overlap=16, ema=0.9,
+                         crop_max=64, scale_jitter=0.2, strong_photometric=True)
+    fields = card_fields_for(config, TABLE, "toy", "lale-geo train", "/d")
+    trainer = Trainer(config, TABLE, toy_samples(), toy_samples(1), tmp_path / "w")
+    card = trainer.run(fields)
+    live = trainer.model.state_dict()
+    ema = trainer.ema.module.state_dict()
+    assert any(not torch.equal(live[k], ema[k]) for k in live)  # the average is not the live weights
+    assert card.training["ema"] == 0.9 and card.training["crop_max"] == 64
+    resumed = Trainer(config, TABLE, toy_samples(), toy_samples(1), tmp_path / "w")
+    resumed.load_checkpoint()
+    assert all(torch.equal(ema[k], resumed.ema.module.state_dict()[k]) for k in ema)
+    assert resumed.pixels_seen == trainer.pixels_seen > 0
