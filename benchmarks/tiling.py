@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from lale_geo.datasets import load_split, resolve_class_table
-from lale_geo.inference import TilePredictor
+from lale_geo.engines import TorchEngine, normalise
 from lale_geo.metrics import confusion_matrix, scores
-from lale_geo.pipeline import predict_array
+from lale_geo.tiles import predict_array
 from lale_geo.tiling import TileGrid
 from lale_geo.weights import load_weights
 
@@ -36,13 +36,13 @@ def main() -> None:
     parser.add_argument("--data", default=str(DUBAI))
     args = parser.parse_args()
     model, card = load_weights(args.weights)
-    predictor = TilePredictor(model, card.mean, card.std, "cpu")
+    predictor = TorchEngine(model, card.mean, card.std, "cpu")
     table = resolve_class_table(args.data)
     samples = load_split(args.data, table, "val", in_memory_limit_mb=float("inf"))  # uses .image and .mask
     n = card.num_classes
     untiled = []
     for s in samples:
-        x = predictor.normalise(s.image[None], (0, 255))
+        x = torch.from_numpy(normalise(s.image[None], (0, 255), card.mean, card.std))
         with torch.inference_mode():
             untiled.append(predictor.model(x)[0].numpy().argmax(0))
     base = scores(sum(confusion_matrix(u, s.mask, n) for u, s in zip(untiled, samples)), card.class_names)

@@ -19,7 +19,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from .errors import DatasetError, RasterIOError
-from .io import open_raster, window_validity
+from .raster import open_raster, window_validity
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -102,7 +102,7 @@ def resolve_class_table(root: str | Path, classes: str | Path | None = None) -> 
         return ClassTable.read(own)
     if Path(root).name in shipped:
         return ClassTable.read(shipped[Path(root).name])
-    raise DatasetError(f"{root}: no classes.json; pass --classes PATH or one of: {', '.join(sorted(shipped))}")
+    raise DatasetError(f"{root}: no classes.json; pass classes=PATH or one of: {', '.join(sorted(shipped))}")
 
 
 @dataclass
@@ -338,7 +338,8 @@ def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = Fals
     Example:
         >>> remap_worldcover("ESA_WorldCover_10m_2021_v200_N00E006_Map.tif", "aras_labels.tif")
     """
-    from .io import OUTPUT_NODATA, RasterWriter, check_output, open_raster
+    from .raster import open_raster
+    from .writers import OUTPUT_NODATA, RasterWriter, check_output
 
     table = ClassTable.read(shipped_class_tables()["aras400k"])
     lut = np.full(256, OUTPUT_NODATA, np.uint8)

@@ -1,9 +1,14 @@
-"""Inference engines behind one interface: ``engine(tiles, scale) -> logits`` and ``engine.num_classes``.
+"""Inference engines: raw tiles in, logits out, behind one :class:`Engine` protocol.
 
 ``torch`` runs the model eagerly (channels-last, inference mode, AMP on CUDA). ``onnxruntime`` and
 ``openvino`` run the same network exported once to ONNX with a static batch and tile shape (cached
 under ``~/.cache/lale_geo``); on CPUs they are faster than eager PyTorch (see benchmarks/models.py).
-``auto`` picks OpenVINO, then onnxruntime, then torch on the CPU, and torch on GPUs.
+``auto`` picks OpenVINO, then onnxruntime, then torch on the CPU, and torch on GPUs. Every path (the
+CLI, ``segment``, Dask workers, evaluation) creates its engine here, with the same rule.
+
+Normalisation is written once (:func:`normalise`): scaling is decided per scene by the caller
+(``scale=(low, high)``, raw values mapped to [0, 1]), never per tile, so neighbouring tiles see the
+same transform; then the card's mean and std apply.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ import hashlib
 import importlib.util
 import logging
 import os
+import threading
+import uuid
 import warnings
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,7 +32,6 @@ from torch import nn
 
 from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError
-from .inference import TilePredictor, resolve_device
 from .weights import WeightsCard
 
 log = logging.getLogger(__name__)
@@ -31,12 +39,47 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+class ModelAndCard(NamedTuple):
+    """A network with the card that says how to feed it and what its outputs mean."""
+
+    model: nn.Module
+    card: WeightsCard
 
 
-def normalise_numpy(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """The same normalisation as ``TilePredictor.normalise``, in numpy (float32, NCHW, contiguous)."""
+@runtime_checkable
+class Engine(Protocol):
+    """Runs a network on a batch of raw tiles.
+
+    ``engine(tiles, scale)`` takes (B, bands, H, W) raw values and ``scale`` = (low, high), one value
+    or one per band, and returns (B, classes, H, W) float32 logits.
+    """
+
+    num_classes: int
+    name: str
+
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray: ...
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are taken as given."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InvalidInputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {device!r} asked for but CUDA is not available here")
+    return resolved
+
+
+def normalise(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(B, C, H, W) raw values -> float32 network input: ``scale`` maps raw values to [0, 1] (clipped),
+    then the card's ``mean`` and ``std`` apply. Contiguous NCHW."""
     lo, hi = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in scale)
     x = np.clip((tiles.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
     m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
@@ -44,20 +87,95 @@ def normalise_numpy(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std:
     return np.ascontiguousarray((x - m) / s, np.float32)
 
 
+class TorchEngine:
+    """Eager PyTorch on any device: channels-last, inference mode, float16 autocast on CUDA."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.num_classes: int = model.num_classes
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.name = f"torch-{self.device.type}"
+
+    @torch.inference_mode()
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+        x = torch.from_numpy(normalise(tiles, scale, self.mean, self.std)).to(self.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                logits = self.model(x)
+        else:
+            logits = self.model(x)
+        return logits.float().cpu().numpy()
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(export_onnx(model, card, batch_size, tile_size)), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
+        self.name = "onnxruntime-cpu"
+
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+        return self.session.run(None, {self.input: normalise(tiles, scale, self.mean, self.std)})[0]
+
+
+class OpenVINOEngine:
+    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int) -> None:
+        import openvino as ov
+
+        # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
+                  "INFERENCE_PRECISION_HINT": "f32"}
+        self.compiled = ov.Core().compile_model(str(export_onnx(model, card, batch_size, tile_size)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
+        self.name = "openvino-cpu"
+
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+        result = self.request.infer({0: normalise(tiles, scale, self.mean, self.std)})
+        return np.asarray(result[self.compiled.output(0)])
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of the network's tensors: what identifies an export or a cached engine (not the card,
+    which an in-memory model may share with other tensors). Remembered per model object; a model
+    whose weights change afterwards (training) must be passed as a new object."""
+    if model not in _DIGESTS:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        _DIGESTS[model] = hashlib.sha256(save(state)).hexdigest()
+    return _DIGESTS[model]
+
+
 def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int,
                 cache_dir: Path | None = None) -> Path:
-    """The model exported to ONNX for one static (batch, bands, tile, tile) shape; cached by weights."""
+    """The model exported to ONNX for one static (batch, bands, tile, tile) shape; cached by weights.
+
+    Safe when several processes or threads export the same model at once: each writes its own
+    temporary file and the rename into place is atomic (the last one wins with identical bytes)."""
     cache_dir = cache_dir or default_cache_dir()
-    # Keyed by the tensors themselves, not the card: a cache hit must be exactly this network.
-    digest = hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+    digest = hashlib.sha256(weights_digest(model).encode())
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
     path = cache_dir / "onnx" / f"{card.model}-{digest.hexdigest()[:20]}.onnx"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _available("onnxscript"):
-        raise LaleGeoError("ONNX export needs onnxscript: pip install onnxscript (or use --engine torch)")
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.onnx")
+        raise LaleGeoError("ONNX export needs onnxscript: pip install onnxscript (or use engine='torch')")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx")
     dummy = torch.zeros(batch_size, len(card.bands), tile_size, tile_size)
     log.info("exporting %s to ONNX (%s)", card.model, path)
     onnx_log = logging.getLogger("torch.onnx")
@@ -75,49 +193,11 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     return path
 
 
-class OnnxRuntimeEngine:
-    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(export_onnx(model, card, batch_size, tile_size)), options,
-                                            providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-        self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
-        self.name = "onnxruntime-cpu"
-
-    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
-        return self.session.run(None, {self.input: normalise_numpy(tiles, scale, self.mean, self.std)})[0]
-
-
-class OpenVINOEngine:
-    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int) -> None:
-        import openvino as ov
-
-        # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
-                  "INFERENCE_PRECISION_HINT": "f32"}
-        self.compiled = ov.Core().compile_model(str(export_onnx(model, card, batch_size, tile_size)), "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
-        self.name = "openvino-cpu"
-
-    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
-        result = self.request.infer({0: normalise_numpy(tiles, scale, self.mean, self.std)})
-        return np.asarray(result[self.compiled.output(0)])
-
-
-class TorchEngine(TilePredictor):
-    @property
-    def name(self) -> str:
-        return f"torch-{self.device.type}"
-
-
-def create_engine(engine: str, model: nn.Module, card: WeightsCard, *, device: str = "auto",
-                  batch_size: int = 8, tile_size: int = 512, threads: int | None = None):
-    """An engine for ``model``; ``auto`` falls back to torch (with a log line) when export fails."""
+def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
+                  tile_size: int = 512, threads: int | None = None) -> Engine:
+    """An engine for ``weights`` (a (model, card) pair); ``auto`` falls back to torch (with a log line)
+    when the export or compile fails."""
+    model, card = weights
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     resolved = resolve_device(device)
@@ -125,17 +205,62 @@ def create_engine(engine: str, model: nn.Module, card: WeightsCard, *, device: s
     if engine == "torch" or (engine == "auto" and resolved.type != "cpu"):
         return TorchEngine(model, card.mean, card.std, device)
     if engine != "auto" and resolved.type != "cpu":
-        raise InvalidInputError(f"--engine {engine} runs on the CPU only; use --engine torch for {resolved}")
+        raise InvalidInputError(f"engine {engine!r} runs on the CPU only; use engine 'torch' for {resolved}")
     candidates = [engine] if engine != "auto" else [e for e in ("openvino", "onnxruntime") if _available(e)]
     classes = {"openvino": OpenVINOEngine, "onnxruntime": OnnxRuntimeEngine}
     for name in candidates:
         if not _available(name):
-            raise InvalidInputError(f"--engine {name}: the {name} package is not installed "
+            raise InvalidInputError(f"engine {name!r}: the {name} package is not installed "
                                     f"(pip install 'lale_geo[fast]')")
         try:
             return classes[name](model, card, batch_size, tile_size, threads)
         except Exception as e:  # export or compile failed: fall back only when the user did not insist
             if engine != "auto":
-                raise LaleGeoError(f"--engine {name} failed to load the model: {e}") from e
+                raise LaleGeoError(f"engine {name!r} failed to load the model: {e}") from e
             log.warning("engine %s unavailable (%s); trying the next one", name, e)
     return TorchEngine(model, card.mean, card.std, device)
+
+
+def worker_threads() -> int | None:
+    """Threads of the ``dask.distributed`` worker running this task (its engine uses that many, so that
+    workers sharing a machine do not oversubscribe it); None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+_ENGINES_BY_KEY: dict[tuple, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
+                  tile_size: int = 512, threads: int | None = None) -> Engine:
+    """One engine per process, weights and shape: Dask tasks on a worker reuse it instead of exporting
+    or compiling per block. Keyed by the tensors' digest, so an in-memory model shipped to a worker
+    finds its engine again although each task gets its own copy of the model object.
+
+    Calls are serialised: each engine already uses every core it was given, so two Dask threads
+    running it at once would only oversubscribe them (while one runs the network, the other reads
+    and stitches)."""
+    key = (engine, weights_digest(weights[0]), device, batch_size, tile_size, threads)
+    with _ENGINES_LOCK:  # Dask threads of one worker: build once, not once per thread
+        if key not in _ENGINES_BY_KEY:
+            _ENGINES_BY_KEY[key] = SerialisedEngine(create_engine(
+                engine, weights, device=device, batch_size=batch_size, tile_size=tile_size, threads=threads))
+        return _ENGINES_BY_KEY[key]
+
+
+class SerialisedEngine:
+    """An engine that runs one batch at a time, whichever thread calls it."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
+        self.num_classes, self.name = inner.num_classes, inner.name
+        self._lock = threading.Lock()
+
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+        with self._lock:
+            return self.inner(tiles, scale)

@@ -11,7 +11,7 @@ from pyproj import Geod
 from rasterio.windows import Window
 
 from .errors import InvalidInputError
-from .io import open_raster
+from .raster import open_raster
 from .vectorize import class_names_for
 
 

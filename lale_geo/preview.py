@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import ColorInterp, Resampling
 
 from .errors import InvalidInputError
-from .io import open_raster
+from .raster import open_raster
 from .vectorize import class_names_for
 
 

@@ -32,8 +32,9 @@ from .cache import cache_dir
 from .checksums import sha256_of
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
-from .io import check_output, open_raster
+from .raster import open_raster
 from .vectorize import class_names_for
+from .writers import check_output
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,

@@ -14,6 +14,8 @@ import numpy as np
 
 from .tiling import Tile, TileGrid
 
+OUTPUT_NODATA = 255  # the maps' nodata value: distinct from every class id (at most 255 classes)
+
 
 @dataclass
 class Band:
@@ -78,6 +80,31 @@ class RowStitcher:
         self._tiles_left_in_row = len(self.grid.col_origins)
 
 
+class RegionStitcher:
+    """Accumulates weighted tile logits over one scene region (y0, x0, height, width): the stitcher of a
+    block computed on its own (Dask, a cluster). Tiles carry the whole scene grid's weights and are
+    added in grid order, so every region pixel sums the same terms in the same order as in
+    :class:`RowStitcher`: blocks equal the streamed map bit for bit."""
+
+    def __init__(self, grid: TileGrid, num_classes: int, region: tuple[int, int, int, int]) -> None:
+        self.grid = grid
+        self.region = region
+        self.logits = np.zeros((num_classes, region[2], region[3]), np.float32)
+
+    def add(self, tile: Tile, logits: np.ndarray | None) -> None:
+        if logits is None:
+            return
+        ry, rx, rh, rw = self.region
+        # the part of the tile inside both the region and the scene
+        y0, y1 = max(tile.y0, ry), min(tile.y0 + tile.size, ry + rh, self.grid.height)
+        x0, x1 = max(tile.x0, rx), min(tile.x0 + tile.size, rx + rw, self.grid.width)
+        if y0 >= y1 or x0 >= x1:
+            return
+        ty, tx = slice(y0 - tile.y0, y1 - tile.y0), slice(x0 - tile.x0, x1 - tile.x0)
+        weights = self.grid.weights(tile)[ty, tx]
+        self.logits[:, y0 - ry:y1 - ry, x0 - rx:x1 - rx] += logits[:, ty, tx] * weights
+
+
 def argmax_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class ids (first maximum, like ``np.argmax``) and the top logit of (C, H, W) logits.
 
@@ -104,3 +131,36 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 0 of (C, H, W) logits."""
     e = np.exp(logits - logits.max(axis=0, keepdims=True))
     return e / e.sum(axis=0, keepdims=True)
+
+
+@dataclass
+class FinishedRows:
+    """What is written for scene rows: uint8 class ids, and optionally uint8 percent probabilities
+    (classes, rows, width) and top-1 confidence; ``OUTPUT_NODATA`` on invalid pixels. This, not float
+    logits, is what cluster workers send back (1 byte per pixel for a map)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.labels, self.probabilities, self.confidence) if a is not None)
+
+
+def finish_rows(logits: np.ndarray, valid: np.ndarray, probabilities: bool = False,
+                confidence: bool = False) -> FinishedRows:
+    """Blended (C, rows, width) logits and (rows, width) validity -> the rows as written."""
+    if confidence:
+        labels, top_probability = labels_and_confidence(logits)
+    else:
+        labels = argmax_classes(logits)[0]
+    labels[~valid] = OUTPUT_NODATA
+    rows = FinishedRows(labels)
+    if probabilities:
+        rows.probabilities = np.rint(softmax(logits) * 100).astype(np.uint8)
+        rows.probabilities[:, ~valid] = OUTPUT_NODATA
+    if confidence:
+        rows.confidence = np.rint(top_probability * 100).astype(np.uint8)
+        rows.confidence[~valid] = OUTPUT_NODATA
+    return rows

@@ -125,13 +125,66 @@ def first_row_touching(grid: TileGrid, y: int) -> int:
     return next(r for r, origin in enumerate(grid.row_origins) if origin + grid.tile_size > y)
 
 
+def pad_to_tile(part: np.ndarray, size: int) -> np.ndarray:
+    """A (..., h, w) window cut at the scene's bottom/right edge, reflect-padded to (..., size, size)
+    (edge-padded when a side is one pixel: there is nothing to reflect)."""
+    h, w = part.shape[-2:]
+    if h == size and w == size:
+        return part
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(part, [(0, 0)] * (part.ndim - 2) + [(0, size - h), (0, size - w)], mode=mode)
+
+
 def read_padded(image: np.ndarray, tile: Tile) -> np.ndarray:
     """The tile's window of a (bands, H, W) array, reflect-padded where it runs past the scene."""
-    _, H, W = image.shape
     ys, xs = tile.window
-    part = image[:, ys, xs]
-    pad_h, pad_w = tile.size - part.shape[1], tile.size - part.shape[2]
-    if pad_h or pad_w:
-        mode = "reflect" if min(part.shape[1:]) > 1 else "edge"
-        part = np.pad(part, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
-    return part
+    return pad_to_tile(image[:, ys, xs], tile.size)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A region of the scene computed on its own (a Dask chunk, a cluster task), aligned to the tile grid.
+
+    ``region`` = (y0, x0, height, width) is the block's share of the map; ``extent`` = (y0, x0, height,
+    width) is what its tiles read: the region plus the halo its blend needs.
+    """
+
+    region: tuple[int, int, int, int]
+    extent: tuple[int, int, int, int]
+
+
+def _axis_groups(origins: tuple[int, ...], length: int, tile_size: int, groups: int) -> list[tuple[int, int, int, int]]:
+    """Split the tiles of one axis into ``groups`` runs; (start, stop, read_start, read_stop) per run.
+
+    A seam lies where a tile ends: the tile before it no longer reaches across, so a block reads only
+    the ``overlap`` of the tile that starts before its seam, and exactly one tile per seam is computed
+    by both blocks that share it (the least any blend of overlapping tiles allows)."""
+    n = len(origins)
+    groups = max(1, min(groups, n))
+    bounds = [round(i * n / groups) for i in range(groups + 1)]
+    runs = []
+    for first, stop in zip(bounds, bounds[1:]):
+        start = 0 if first == 0 else origins[first - 1] + tile_size
+        end = length if stop == n else origins[stop - 1] + tile_size
+        last = max(i for i in range(first, n) if origins[i] < end)  # the tile across the seam below, if any
+        runs.append((start, end, origins[first], min(origins[last] + tile_size, length)))
+    return runs
+
+
+def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) -> list[list[Block]]:
+    """Rows of blocks covering the scene, aligned to ``grid`` (see :class:`Block`), each about
+    ``block_size`` px or less on a side, and at least two per worker thread when the scene allows
+    (``parallelism`` threads in all), so that every worker has work and none waits on one long block."""
+    rows_n, cols_n = grid.shape
+    by = -(-grid.height // block_size)
+    bx = -(-grid.width // block_size)
+    while by * bx < 2 * parallelism and (by < rows_n or bx < cols_n):
+        # split the axis whose blocks hold more tiles (fewer duplicated seams per tile)
+        if (rows_n / by >= cols_n / bx and by < rows_n) or bx >= cols_n:
+            by += 1
+        else:
+            bx += 1
+    ys = _axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
+    xs = _axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
+    return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
+            for y0, y1, ry0, ry1 in ys]

@@ -27,7 +27,8 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from .errors import InvalidInputError
-from .io import check_output, open_raster
+from .raster import open_raster
+from .writers import check_output
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact
@@ -345,7 +346,7 @@ def _sieve_threshold(src: rasterio.DatasetReader, min_pixels: int, min_area: flo
     if min_area is None:
         return min_pixels
     if src.crs is None:
-        raise InvalidInputError(f"{src.name}: --min-area needs a CRS; use --min-pixels")
+        raise InvalidInputError(f"{src.name}: min_area= needs a CRS; use min_pixels=")
     centre = shapely.box(*src.xy(src.height // 2, src.width // 2, offset="ul"),
                          *src.xy(src.height // 2 + 1, src.width // 2 + 1, offset="ul"))
     pixel = areas_m2(gpd.GeoSeries([centre], crs=src.crs))[0]

@@ -9,6 +9,7 @@ Weights are read with safetensors only (never pickle).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -55,6 +56,7 @@ class WeightsCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     lale_geo_version: str = ""
+    domain: dict[str, Any] | None = None  # a lale_geo.domain.DomainProfile as a dict; None: not checked
 
     def __post_init__(self) -> None:
         where = f"weights card {self.name!r}"
@@ -223,3 +225,9 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
         std=(0.229, 0.224, 0.225), tile_size=512, overlap=128, license="n/a", sha256=digest,
         training={"untrained": True, "seed": seed})
     return net, card
+
+
+@functools.lru_cache(maxsize=4)
+def load_weights_once(name_or_path: str) -> tuple[nn.Module, WeightsCard]:
+    """:func:`load_weights`, once per process and weights (Dask workers load a model once, not per block)."""
+    return load_weights(name_or_path)

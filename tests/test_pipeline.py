@@ -8,9 +8,9 @@ import torch
 from rasterio.transform import Affine
 
 from lale_geo.errors import InvalidInputError, OutputExistsError, RasterIOError
-from lale_geo.io import OUTPUT_NODATA
 from lale_geo.pipeline import predict
 from lale_geo.weights import DEFAULT_WEIGHTS, list_weights, load_weights
+from lale_geo.writers import OUTPUT_NODATA
 from tests.helpers import ConstantModel, LocalModel, card_for
 
 
@@ -44,14 +44,14 @@ def scene(tmp_path):
 def test_per_pixel_model_equals_the_untiled_result(scene, tmp_path):
     path, pixels = scene
     model, card = LocalModel(4, radius=0), card_for(4, 64, 24)
-    predict(path, tmp_path / "out.tif", model_and_card=(model, card), **CPU, batch_size=3)
+    predict(path, tmp_path / "out.tif", model=(model, card), **CPU, batch_size=3)
     with rasterio.open(tmp_path / "out.tif") as out:
         np.testing.assert_array_equal(out.read(1), untiled_labels(model, card, pixels))
 
 
 def test_constant_model_gives_a_constant_map(scene, tmp_path):
     path, _ = scene
-    predict(path, tmp_path / "c.tif", model_and_card=(ConstantModel(), card_for(3, 64, 16)), **CPU)
+    predict(path, tmp_path / "c.tif", model=(ConstantModel(), card_for(3, 64, 16)), **CPU)
     with rasterio.open(tmp_path / "c.tif") as out:
         assert (out.read(1) == 1).all()
 
@@ -59,7 +59,7 @@ def test_constant_model_gives_a_constant_map(scene, tmp_path):
 def test_output_is_a_georeferenced_cog_with_colours_and_provenance(scene, tmp_path):
     path, _ = scene
     model, card = LocalModel(4), card_for(4, 64, 16)
-    summary = predict(path, tmp_path / "out.tif", model_and_card=(model, card), **CPU,
+    summary = predict(path, tmp_path / "out.tif", model=(model, card), **CPU,
                       probabilities=tmp_path / "p.tif", confidence=tmp_path / "c.tif")
     with rasterio.open(path) as src, rasterio.open(tmp_path / "out.tif") as out:
         assert (out.crs, out.transform, out.shape) == (src.crs, src.transform, src.shape)
@@ -85,7 +85,7 @@ def test_nodata_is_carried_and_fully_masked_tiles_are_skipped(tmp_path):
     pixels = np.full((3, 200, 300), 120, np.uint8)
     pixels[:, :, :150] = 0  # left half is nodata
     path = write_scene(tmp_path / "half.tif", pixels, nodata=0)
-    summary = predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3, 64, 16)), **CPU)
+    summary = predict(path, tmp_path / "o.tif", model=(LocalModel(3), card_for(3, 64, 16)), **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         labels = out.read(1)
     assert (labels[:, :150] == OUTPUT_NODATA).all() and (labels[:, 150:] != OUTPUT_NODATA).all()
@@ -97,8 +97,8 @@ def test_nothing_is_overwritten_without_overwrite(scene, tmp_path):
     path, _ = scene
     target = tmp_path / "out.tif"
     target.write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
-        predict(path, target, model_and_card=(LocalModel(3), card_for(3)), **CPU)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        predict(path, target, model=(LocalModel(3), card_for(3)), **CPU)
     assert target.read_bytes() == b"precious"
 
 
@@ -115,7 +115,7 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
             return super().forward(x)
 
     with pytest.raises(Exception, match="row .* col .*boom"):
-        predict(path, tmp_path / "out.tif", model_and_card=(Broken(3), card_for(3, 64, 16)), **CPU,
+        predict(path, tmp_path / "out.tif", model=(Broken(3), card_for(3, 64, 16)), **CPU,
                 batch_size=2)
     assert list(tmp_path.iterdir()) == [path]
 
@@ -130,26 +130,26 @@ def test_failed_run_leaves_no_file_under_the_target_name(scene, tmp_path):
 def test_bad_parameters_are_clear_errors(scene, tmp_path, kwargs, message):
     path, _ = scene
     with pytest.raises(InvalidInputError, match=message):
-        predict(path, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)), **CPU, **kwargs)
+        predict(path, tmp_path / "o.tif", model=(LocalModel(3), card_for(3)), **CPU, **kwargs)
     assert not (tmp_path / "o.tif").exists()
 
 
 def test_output_equal_to_input_or_in_a_missing_folder_is_refused(scene, tmp_path):
     path, _ = scene
     with pytest.raises(InvalidInputError, match="input"):
-        predict(path, path, model_and_card=(LocalModel(3), card_for(3)), overwrite=True)
+        predict(path, path, model=(LocalModel(3), card_for(3)), overwrite=True)
     with pytest.raises(InvalidInputError, match="does not exist"):
-        predict(path, tmp_path / "nope" / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+        predict(path, tmp_path / "nope" / "o.tif", model=(LocalModel(3), card_for(3)))
 
 
 def test_rotated_grid_is_refused_and_missing_crs_warns(tmp_path):
     pixels = np.full((3, 40, 40), 9, np.uint8)
     rotated = write_scene(tmp_path / "rot.tif", pixels, transform=Affine(2, 0.5, 0, 0.5, -2, 0))
     with pytest.raises(InvalidInputError, match="rotated"):
-        predict(rotated, tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+        predict(rotated, tmp_path / "o.tif", model=(LocalModel(3), card_for(3)))
     plain = write_scene(tmp_path / "plain.tif", pixels, crs=None)
     with pytest.warns(UserWarning, match="no CRS"):
-        predict(plain, tmp_path / "o2.tif", model_and_card=(LocalModel(3), card_for(3)), **CPU)
+        predict(plain, tmp_path / "o2.tif", model=(LocalModel(3), card_for(3)), **CPU)
     with rasterio.open(tmp_path / "o2.tif") as out:
         assert out.crs is None and out.transform == Affine(2, 0, 500000, 0, -2, 6000000)
 
@@ -164,7 +164,7 @@ def test_real_fixtures_keep_their_georeferencing_and_masks(rasterio_fixtures, tm
     src_path = rasterio_fixtures / name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # all-nodata warns by design
-        predict(src_path, tmp_path / "o.tif", model_and_card=(LocalModel(5, radius=1), card_for(5, 128, 32)),
+        predict(src_path, tmp_path / "o.tif", model=(LocalModel(5, radius=1), card_for(5, 128, 32)),
                 **CPU)
     with rasterio.open(src_path) as src, rasterio.open(tmp_path / "o.tif") as out:
         assert out.crs == src.crs and out.transform == src.transform and out.shape == src.shape
@@ -178,7 +178,7 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
     with rasterio.open(rasterio_fixtures / "RGBA.uint16.tif") as src:
         assert [c.name for c in src.colorinterp] == ["blue", "green", "red", "alpha"]
     predict(rasterio_fixtures / "RGBA.uint16.tif", tmp_path / "o.tif",
-            model_and_card=(LocalModel(3), card_for(3)), **CPU)
+            model=(LocalModel(3), card_for(3)), **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         assert out.tags()["LALE_GEO_BANDS"] == "3,2,1"
         assert "percentiles" in out.tags()["LALE_GEO_SCALING"]
@@ -187,27 +187,27 @@ def test_bgra_uint16_is_read_in_rgb_order_and_stretched(rasterio_fixtures, tmp_p
 def test_all_nodata_input_gives_an_all_nodata_map_and_a_warning(rasterio_fixtures, tmp_path):
     with pytest.warns(UserWarning, match="no valid pixels"):
         summary = predict(rasterio_fixtures / "all-nodata.tif", tmp_path / "o.tif",
-                          model_and_card=(LocalModel(3), card_for(3)), **CPU)
+                          model=(LocalModel(3), card_for(3)), **CPU)
     assert summary.tiles_computed == 0 and sum(summary.class_pixels.values()) == 0
 
 
 def test_single_band_and_corrupt_inputs_are_clear_errors(rasterio_fixtures, tmp_path):
     with pytest.raises(InvalidInputError, match="shade.tif: 1 data band"):
-        predict(rasterio_fixtures / "shade.tif", tmp_path / "o.tif", model_and_card=(LocalModel(3), card_for(3)))
+        predict(rasterio_fixtures / "shade.tif", tmp_path / "o.tif", model=(LocalModel(3), card_for(3)))
     with pytest.raises(RasterIOError, match="corrupt.tif"):
         predict(rasterio_fixtures / "corrupt.tif", tmp_path / "o.tif",
-                model_and_card=(LocalModel(3), card_for(3)), **CPU)
+                model=(LocalModel(3), card_for(3)), **CPU)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_quadrants_agree_with_the_whole_scene_away_from_their_borders(rasterio_fixtures, tmp_path):
     radius = 2
     pair = (LocalModel(4, radius=radius), card_for(4, 128, 32))
-    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model_and_card=pair, **CPU)
+    predict(rasterio_fixtures / "RGB.byte.tif", tmp_path / "whole.tif", model=pair, **CPU)
     with rasterio.open(tmp_path / "whole.tif") as w:
         whole, wt = w.read(1), w.transform
     for i in range(1, 5):
-        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model_and_card=pair, **CPU)
+        predict(rasterio_fixtures / f"rgb{i}.tif", tmp_path / f"q{i}.tif", model=pair, **CPU)
         with rasterio.open(tmp_path / f"q{i}.tif") as q:
             part, qt = q.read(1), q.transform
         col, row = (round(v) for v in ~wt @ (qt.c, qt.f))
@@ -227,7 +227,7 @@ def test_trained_lale_tiled_agrees_with_untiled(tmp_path, dubai):
     model, card = load_weights(DEFAULT_WEIGHTS)  # the 89.6 % was measured with these
     pixels = _read(dubai / "tile_4" / "images" / "image_part_005.jpg")[0]
     path = write_scene(tmp_path / "s.tif", pixels)
-    predict(path, tmp_path / "o.tif", model_and_card=(model, card), **CPU)
+    predict(path, tmp_path / "o.tif", model=(model, card), **CPU)
     with rasterio.open(tmp_path / "o.tif") as out:
         tiled = out.read(1)
     assert (tiled == untiled_labels(model, card, pixels)).mean() >= 0.85
@@ -238,10 +238,10 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
-    predict(src, tmp_path / "local.tif", model_and_card=pair, **CPU, probabilities=tmp_path / "lp.tif")
+    predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        summary = predict(src, tmp_path / "cluster.tif", model_and_card=pair, **CPU,
+        summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU,
                           scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
     assert summary.tiles_computed is None
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
@@ -256,8 +256,8 @@ def test_plan_counts_the_tiles_of_the_real_run(scene, tmp_path):
 
     path, _ = scene
     pair = (LocalModel(3), card_for(3, 64, 16))
-    p = plan(path, model_and_card=pair, batch_size=4, **CPU)
-    summary = predict(path, tmp_path / "o.tif", model_and_card=pair, batch_size=4, **CPU)
+    p = plan(path, model=pair, batch_size=4, **CPU)
+    summary = predict(path, tmp_path / "o.tif", model=pair, batch_size=4, **CPU)
     assert p.tiles == summary.tiles and p.batches == -(-summary.tiles // 4)
     assert p.seconds_per_batch > 0 and p.peak_memory_mb > 50
     assert not (tmp_path / "none.tif").exists()
@@ -270,13 +270,13 @@ def test_a_scene_over_http_gives_the_local_map(scene, tmp_path):
 
     path, _ = scene
     model = (LocalModel(3, radius=1), card_for(3, 64, 16))
-    local = predict(path, tmp_path / "local.tif", model_and_card=model, **CPU)
+    local = predict(path, tmp_path / "local.tif", model=model, **CPU)
     with serve_folder(path.parent) as url:
-        remote = predict(f"{url}/{path.name}", tmp_path / "remote.tif", model_and_card=model, **CPU)
-        with pytest.raises(LaleGeoError, match="--resume needs a local input"):
-            predict(f"{url}/{path.name}", tmp_path / "r.tif", model_and_card=model, resume=True, **CPU)
+        remote = predict(f"{url}/{path.name}", tmp_path / "remote.tif", model=model, **CPU)
+        with pytest.raises(LaleGeoError, match="resume needs a local input"):
+            predict(f"{url}/{path.name}", tmp_path / "r.tif", model=model, resume=True, **CPU)
         with pytest.raises(RasterIOError, match="missing.tif: not a readable raster"):
-            predict(f"{url}/missing.tif", tmp_path / "m.tif", model_and_card=model, **CPU)
+            predict(f"{url}/missing.tif", tmp_path / "m.tif", model=model, **CPU)
     assert remote.class_pixels == local.class_pixels
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "remote.tif") as b:
         assert a.transform == b.transform and a.crs == b.crs

@@ -145,7 +145,7 @@ def test_maps_without_crs_or_class_names_are_refused_with_the_file_named(tmp_pat
         stac_item(_class_map(tmp_path / "n.tif", crs=None, tags={"LALE_GEO_CLASSES": '["a", "b"]'}),
                   tmp_path / "item.json")
     write_stac_item(_class_map(tmp_path / "o.tif", tags={"LALE_GEO_CLASSES": '["a", "b"]'}), tmp_path / "i.json")
-    with pytest.raises(LaleGeoError, match="--overwrite"):
+    with pytest.raises(LaleGeoError, match="overwrite=True"):
         write_stac_item(tmp_path / "o.tif", tmp_path / "i.json")
     with pytest.raises(LaleGeoError, match="none.gpkg: file not found"):
         write_stac_item(tmp_path / "o.tif", tmp_path / "j.json", extra_assets={"polygons": tmp_path / "none.gpkg"})

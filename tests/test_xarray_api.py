@@ -6,8 +6,8 @@ import rioxarray
 import xarray as xr
 
 from lale_geo.errors import InvalidInputError
-from lale_geo.io import OUTPUT_NODATA
 from lale_geo.pipeline import predict
+from lale_geo.writers import OUTPUT_NODATA
 from lale_geo.xarray_api import segment
 from tests.helpers import LocalModel, card_for
 
@@ -28,7 +28,7 @@ def test_dask_input_stays_lazy_and_equals_the_cli_map(rgb, tmp_path):
     with dask.config.set(scheduler=fail_on_compute):
         out = segment(da, model=PAIR, device="cpu", block_size=300)
     assert isinstance(out.data, dask.array.Array)
-    predict(rgb, tmp_path / "cli.tif", model_and_card=PAIR, device="cpu")
+    predict(rgb, tmp_path / "cli.tif", model=PAIR, device="cpu")
     with rasterio.open(tmp_path / "cli.tif") as cli:
         expected = cli.read(1)
     np.testing.assert_array_equal(out.values, expected)

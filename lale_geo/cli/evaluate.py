@@ -7,10 +7,10 @@ import json
 import click
 
 from ..datasets import load_split, resolve_class_table
+from ..engines import ENGINES, create_engine
 from ..errors import DatasetError
-from ..inference import TilePredictor
+from ..settings import InferenceSettings
 from ..training import evaluate
-from ..weights import DEFAULT_WEIGHTS, load_weights
 from .options import (
     batch_size_option,
     classes_option,
@@ -45,19 +45,26 @@ def format_table(result: dict) -> str:
 @overlap_option
 @batch_size_option
 @device_option
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+              help="Inference engine, chosen as lale-geo predict chooses it.")
 @in_memory_option
 @json_option
-def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, in_memory_mb,
+def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, in_memory_mb,
             as_json) -> None:
-    """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split."""
-    model, card = load_weights(weights or DEFAULT_WEIGHTS)
+    """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split, tiled
+    exactly as lale-geo predict tiles a scene (the same settings and defaults)."""
+    resolved = InferenceSettings(weights=weights, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+                                 device=device, engine=engine).resolve()
+    card = resolved.card
     table = resolve_class_table(data_root, classes)
     if list(table.class_names) != card.class_names:
         raise DatasetError(f"{data_root}: classes {list(table.class_names)} differ from the weights' "
                            f"{card.class_names}; pass --classes with the weights' class table")
     samples = load_split(data_root, table, split, bands=len(card.bands), in_memory_limit_mb=in_memory_mb)
-    predictor = TilePredictor(model, card.mean, card.std, device)
-    result = evaluate(predictor, samples, card.class_names, tile_size or card.tile_size,
-                      overlap if overlap is not None else card.overlap, batch_size, card.input_range)
-    result.update(weights=card.name, split=split, images=len(samples))
+    runner = create_engine(engine, resolved.model, device=device, batch_size=batch_size,
+                           tile_size=resolved.tile_size)
+    result = evaluate(runner, samples, card.class_names, resolved.tile_size, resolved.overlap, mean=card.mean,
+                      batch_size=batch_size, input_range=card.input_range)
+    result.update(weights=card.name, split=split, images=len(samples), tile_size=resolved.tile_size,
+                  overlap=resolved.overlap, engine=runner.name)
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))

@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import re
 
 import click
 
 from .. import __version__
 from ..errors import LaleGeoError
 
+# Command name -> module: a command is imported only when it runs (or --help lists it), so light
+# commands such as `info` never import torch.
+COMMANDS = {
+    "models": "models", "predict": "predict", "vectorize": "vectorize", "info": "info", "preview": "preview",
+    "stac": "stac", "train": "train", "evaluate": "evaluate",
+}
+
+# The library names its parameters as Python callers write them (tile_size=300, overwrite=True); the
+# CLI user reads the flags instead.
+_PARAMETER = re.compile(r"\b(tile_size|overlap|bands|scale|batch_size|engine|device|resume|overwrite|classes"
+                        r"|min_area|min_pixels)(=True\b|=)")
+
+
+def cli_message(message: str) -> str:
+    """A library message with parameter names turned into the matching command-line flags."""
+    def flag(match: re.Match) -> str:
+        name = "--" + match.group(1).replace("_", "-")
+        return name if match.group(2) == "=True" else name + " "
+    return _PARAMETER.sub(flag, message)
+
 
 class LaleGeoGroup(click.Group):
-    """Turns library errors into one-line messages (exit 1); ``-v`` shows the traceback instead."""
+    """Loads commands on demand; turns library errors into one-line messages (exit 1); ``-v`` shows the
+    traceback instead."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"{__package__}.{COMMANDS[name]}").command
 
     def invoke(self, ctx: click.Context):
         try:
@@ -19,7 +50,7 @@ class LaleGeoGroup(click.Group):
         except LaleGeoError as e:
             if ctx.obj and ctx.obj.get("verbosity", 0) > 0:
                 raise
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(cli_message(str(e))) from None
 
 
 @click.group(cls=LaleGeoGroup)
@@ -33,16 +64,6 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
                                          logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"verbosity": -1 if quiet else verbose}
-
-
-def _register_commands() -> None:
-    from . import evaluate, info, models, predict, preview, stac, train, vectorize
-
-    for module in (models, predict, vectorize, info, preview, stac, train, evaluate):
-        cli.add_command(module.command)
-
-
-_register_commands()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 import warnings
@@ -9,11 +10,12 @@ import warnings
 import click
 
 from ..engines import ENGINES
-from ..io import check_output
 from ..pipeline import PredictSummary, plan, predict
+from ..settings import InferenceSettings
 from ..stac import write_stac_item
 from ..vectorize import check_vector_output, vectorize_to_file
 from ..weights import random_weights
+from ..writers import check_output
 from .options import (
     batch_size_option,
     device_option,
@@ -46,8 +48,9 @@ def parse_range(ctx, param, value: str | None):
 
 def format_summary(s: PredictSummary) -> str:
     computed = "on a cluster" if s.tiles_computed is None else f"{s.tiles_computed} computed"
+    engine = s.cluster.describe(s.width * s.height) if s.cluster else s.engine
     lines = [f"wrote {s.output}: {s.width} x {s.height} px, {s.tiles} tiles ({computed}) "
-             f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s, {s.engine}); scaling {s.scaling}"]
+             f"in {s.seconds:.1f} s ({s.megapixels_per_second:.2f} MP/s, {engine}); scaling {s.scaling}"]
     total = sum(s.class_pixels.values())
     for name, n in s.class_pixels.items():
         share = 100 * n / total if total else 0.0
@@ -101,10 +104,11 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
+    settings = InferenceSettings(weights=weights, bands=bands, scale=scale, tile_size=tile_size, overlap=overlap,
+                                 batch_size=batch_size, device=device, engine=engine)
+    model = random_weights(random_model) if random_model else None
     if plan_only:
-        p = plan(src, weights=weights, model_and_card=random_weights(random_model) if random_model else None,
-                 bands=bands, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device,
-                 engine=engine)
+        p = plan(src, settings, model=model)
         click.echo(f"{src}: {p.width} x {p.height} px, {p.tiles} tiles of {p.tile_size} px (overlap {p.overlap}), "
                    f"{p.batches} batch(es) of {batch_size} on {p.engine}")
         click.echo(f"time: about {p.network_seconds / 60:.1f} min for the network "
@@ -117,22 +121,14 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         raise click.UsageError("--stac-datetime needs --stac ITEM.json")
     if stac_item:
         check_output(stac_item, overwrite, inputs=[p for p in (src, dst, probabilities, confidence, vector) if p])
-    model_and_card = random_weights(random_model) if random_model else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        started = time.perf_counter()
         with click.progressbar(length=1, label="tiles", file=sys.stderr, show_pos=True,
                                item_show_func=lambda rate: rate, hidden=quiet or not sys.stderr.isatty()) as bar:
-            def progress(n: int) -> None:
-                done = bar.pos + n
-                bar.update(n, f"{done / max(time.perf_counter() - started, 1e-9):.2f} tiles/s")
-
-            # The grid size is known only once the scene is open: let the first call size the bar.
-            summary = predict(src, dst, weights=weights, model_and_card=model_and_card, bands=bands,
-                              scale=scale, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                              device=device, probabilities=probabilities, confidence=confidence,
-                              overwrite=overwrite, progress=progress, scheduler=scheduler, engine=engine, resume=resume,
-                              on_start=lambda tiles: setattr(bar, "length", tiles))
+            summary = predict(src, dst, settings, model=model, probabilities=probabilities, confidence=confidence,
+                              overwrite=overwrite, resume=resume, scheduler=scheduler, progress=BarProgress(bar))
+        if scheduler:
+            logging.getLogger(__name__).info("cluster: %s", summary.cluster.describe(summary.width * summary.height))
         if vector:
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
         if stac_item:
@@ -148,3 +144,18 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             click.echo(f"wrote {vector}: {polygons.polygons} polygons")
     if stac_item:
         report(stac_item, validated, unreachable, quiet)
+
+
+class BarProgress:
+    """predict's progress on a click progress bar, with the rate in tiles per second."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.started = time.perf_counter()
+
+    def start(self, tiles: int) -> None:
+        self.bar.length = tiles  # the grid size is known only once the scene is open
+
+    def advance(self, tiles: int) -> None:
+        done = self.bar.pos + tiles
+        self.bar.update(tiles, f"{done / max(time.perf_counter() - self.started, 1e-9):.2f} tiles/s")

@@ -1,0 +1,138 @@
+"""Predict on a ``dask.distributed`` cluster: blocks aligned to the tile grid, computed where the workers
+are, sent back as finished uint8 rows (never float logits) and written here in row order.
+
+Each worker reads its blocks' tiles from the raster itself (windowed reads: workers need the input at
+the same path or URL), creates its engine once per process and weights with the same ``auto`` rule as
+the CLI, and runs every tile that meets its block with the whole scene's blending weights, so the map
+is the one a local run writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from .engines import ModelAndCard, export_onnx, resolve_device, shared_engine, worker_threads
+from .raster import open_raster, window_validity
+from .settings import ResolvedSettings
+from .stitching import FinishedRows, finish_rows
+from .tiles import RasterSource, predict_region
+from .tiling import Block, TileGrid, plan_blocks
+from .weights import load_weights_once
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """What every block task of one run shares (small: the weights travel by name or as one scattered
+    object, not in this)."""
+
+    src: str
+    grid: TileGrid
+    bands: tuple[int, ...]
+    scale: tuple
+    fill: tuple[float, ...]
+    engine: str
+    device: str
+    batch_size: int
+    probabilities: bool
+    confidence: bool
+
+
+@dataclass
+class ClusterReport:
+    """What ran where."""
+
+    address: str
+    workers: int
+    threads: int
+    blocks: int
+    engine: str
+    bytes_received: int
+
+    def describe(self, pixels: int) -> str:
+        return (f"{self.engine} on {self.workers} dask worker(s) ({self.threads} thread(s)) at {self.address}, "
+                f"{self.blocks} blocks, {self.bytes_received / 1e6:.1f} MB received "
+                f"({self.bytes_received / max(pixels, 1):.2f} B/px)")
+
+
+def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
+    """Finished rows of one block (runs on a worker) and the engine's name."""
+    pair = load_weights_once(weights) if isinstance(weights, str) else weights
+    engine = shared_engine(job.engine, pair, device=job.device, batch_size=job.batch_size,
+                           tile_size=job.grid.tile_size, threads=worker_threads())
+    y, x, h, w = block.region
+    with open_raster(job.src) as scene:
+        logits = predict_region(RasterSource(scene, job.bands, job.fill), job.grid, block.region, engine,
+                                job.scale, job.batch_size)
+        valid = window_validity(scene, job.bands, Window(x, y, w, h))
+    return finish_rows(logits, valid, job.probabilities, job.confidence), engine.name
+
+
+def _export_once(resolved: ResolvedSettings) -> None:
+    """Export the ONNX model here first, so that workers sharing this machine's cache find it instead of
+    all exporting at once (workers elsewhere export their own; a failure here is theirs to report)."""
+    s = resolved.settings
+    if s.engine == "torch" or resolve_device(s.device).type != "cpu":
+        return
+    try:
+        export_onnx(*resolved.model, s.batch_size, s.tile_size)
+    except Exception as e:  # noqa: BLE001 - only an optimisation
+        log.info("no ONNX export before the cluster run (%s)", e)
+
+
+def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
+                   write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None = None,
+                   block_size: int = 4096, resume_at: int = 0) -> ClusterReport:
+    """Compute every block of ``job.grid`` on the cluster at ``address`` and hand finished rows to
+    ``write(y0, rows)`` in row order. At most a few rows of blocks are in flight, so memory stays
+    bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped."""
+    from distributed import Client
+
+    _export_once(resolved)
+    with Client(address) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        threads = sum(w["nthreads"] for w in workers.values()) or 1
+        rows = [row for row in plan_blocks(job.grid, block_size, threads)
+                if row[0].region[0] + row[0].region[2] > resume_at]
+        weights = resolved.settings.weights or client.scatter(resolved.model, broadcast=True)
+        in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
+        futures: list[list] = []
+
+        def submit(i: int) -> None:
+            futures.append([client.submit(compute_block, job, block, weights, priority=-i, pure=False)
+                            for block in rows[i]])
+
+        for i in range(min(in_flight, len(rows))):
+            submit(i)
+        received, engines, tiles_done = 0, set(), 0
+        for i, row in enumerate(rows):
+            results = [f.result() for f in futures[i]]
+            futures[i] = None
+            if i + in_flight < len(rows):
+                submit(i + in_flight)
+            received += sum(r.nbytes for r, _ in results)
+            engines.update(name for _, name in results)
+            write(row[0].region[0], _join_columns([r for r, _ in results]))
+            if progress:  # tiles of the tile rows that start above the rows written
+                y_end = row[0].region[0] + row[0].region[2]
+                done = sum(t < y_end for t in job.grid.row_origins) * len(job.grid.col_origins)
+                progress(done - tiles_done)
+                tiles_done = done
+    return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
+                         received)
+
+
+def _join_columns(parts: list[FinishedRows]) -> FinishedRows:
+    """One block row's finished rows, side by side."""
+
+    def join(name: str):
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays, axis=-1)
+
+    return FinishedRows(join("labels"), join("probabilities"), join("confidence"))

@@ -1,0 +1,106 @@
+"""The rasters one prediction run writes (class map, optional probabilities and confidence), row band
+by row band, published together at the end, with the journal that lets an interrupted run resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .raster import is_remote
+from .scaling import Scaling
+from .stitching import OUTPUT_NODATA, Band, FinishedRows, finish_rows
+from .weights import WeightsCard
+from .writers import RasterWriter, published
+
+
+def colormap(card: WeightsCard) -> dict:
+    """The map's colour table: the card's colours, nodata transparent."""
+    table = {c.id: (*c.colour, 255) for c in card.classes}
+    table[OUTPUT_NODATA] = (0, 0, 0, 0)
+    return table
+
+
+class MapOutputs:
+    """The class map and the optional probability and confidence rasters of one run, written row band
+    by row band (uint8; percent for probabilities; 255 = nodata) and published together."""
+
+    def __init__(self, scene, card: WeightsCard, tags: dict, dst, probabilities=None, confidence=None, *,
+                 key: str | None = None, resume: bool = False, overwrite: bool = True) -> None:
+        profile = {"width": scene.width, "height": scene.height, "crs": scene.crs, "transform": scene.transform,
+                   "dtype": "uint8", "nodata": OUTPUT_NODATA}
+        self.counts = np.zeros(256, np.int64)
+        self.rows_done = 0
+        self.journal = Path(dst).with_name(f".{Path(dst).name}.{key}.journal.json") if key else None
+        if resume and self.journal and self.journal.exists():
+            state = json.loads(self.journal.read_text())
+            self.rows_done, self.counts = state["rows_done"], np.asarray(state["counts"], np.int64)
+        resume = self.rows_done > 0
+        self._writer_options = {"key": key, "resume": resume, "overwrite": overwrite}
+        self.writers: list[RasterWriter] = []
+        self.classes = self._open(dst, dict(profile, count=1), colormap=colormap(card), tags=tags,
+                                  band_descriptions=["land cover class"])
+        percent_tags = dict(tags, LALE_GEO_UNITS="percent")
+        self.probabilities = probabilities and self._open(
+            probabilities, dict(profile, count=card.num_classes), tags=percent_tags,
+            band_descriptions=card.class_names, overview_resampling="AVERAGE")
+        self.confidence = confidence and self._open(
+            confidence, dict(profile, count=1), tags=percent_tags, band_descriptions=["top-1 probability"],
+            overview_resampling="AVERAGE")
+
+    def _open(self, path, profile, **kwargs) -> RasterWriter:
+        try:
+            writer = RasterWriter(path, profile, **kwargs, **self._writer_options)
+        except BaseException:
+            self.abort()
+            raise
+        self.writers.append(writer)
+        return writer
+
+    def write(self, band: Band, valid: np.ndarray) -> None:
+        """Write blended logits of finished rows (``valid`` marks the pixels that get a class)."""
+        if band.y0 < self.rows_done:  # written before an interruption (recomputed only for its neighbour)
+            return
+        self.write_finished(band.y0, finish_rows(band.logits, valid, bool(self.probabilities),
+                                                 bool(self.confidence)))
+
+    def write_finished(self, y0: int, rows: FinishedRows) -> None:
+        """Write rows already turned into classes (and percentages), e.g. by a cluster worker."""
+        if y0 < self.rows_done:
+            return
+        self.counts += np.bincount(rows.labels.ravel(), minlength=256)
+        self.classes.write_rows(y0, rows.labels)
+        if self.probabilities:
+            self.probabilities.write_rows(y0, rows.probabilities)
+        if self.confidence:
+            self.confidence.write_rows(y0, rows.confidence)
+        self.rows_done = y0 + rows.labels.shape[0]
+        if self.journal:  # after the rows are on disk: a kill between the two only repeats this band
+            with published(self.journal, overwrite=True) as tmp:
+                tmp.write_text(json.dumps({"rows_done": self.rows_done, "counts": self.counts.tolist()}))
+
+    def commit(self) -> None:
+        for writer in self.writers:
+            writer.commit()
+        if self.journal:
+            self.journal.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+        if self.journal:
+            self.journal.unlink(missing_ok=True)
+
+
+def run_key(src, card: WeightsCard, settings_json: str, bands, scaling: Scaling, engine: str, outputs) -> str:
+    """Digest of everything that decides the output: a journal only resumes the same run."""
+    # A local input is identified by its size and time too; a remote one only by its address (so
+    # predict refuses resume for it: a changed remote file would not be noticed).
+    stat = None if is_remote(src) else os.stat(src)
+    source = [src] if stat is None else [str(Path(src).resolve()), stat.st_size, stat.st_mtime_ns]
+    parts = [*source, card.sha256, settings_json, list(bands), scaling.describe(), engine,
+             [str(Path(p).resolve()) for p in outputs]]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]

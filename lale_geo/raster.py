@@ -1,0 +1,172 @@
+"""Raster input: open scenes (local files, URLs, GDAL virtual paths), check their grid, choose the
+bands that feed the model, decide which pixels are valid, and read windows (no torch, no writing)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from .errors import InvalidInputError, RasterIOError
+from .tiling import pad_to_tile
+
+_COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
+
+
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+
+
+def is_remote(path: str | Path) -> bool:
+    """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
+    never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
+    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
+
+
+def open_raster(path: str | Path) -> rasterio.DatasetReader:
+    """Open a raster for reading, with one-line errors for missing, non-raster or corrupt files. Local
+    paths, URLs and GDAL virtual paths (see :func:`is_remote`) are accepted."""
+    if not is_remote(path):
+        path = Path(path)
+        if not path.exists():
+            raise RasterIOError(f"{path}: file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            return rasterio.open(path)
+        except RasterioIOError as e:
+            raise RasterIOError(f"{path}: not a readable raster ({str(e).splitlines()[0]})") from None
+
+
+def check_georeferencing(src: rasterio.DatasetReader) -> None:
+    """Refuse rotated/sheared grids (the output would be misplaced); warn about missing/geographic CRS."""
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported; "
+                                "warp it to a north-up grid first (gdalwarp)")
+    if src.crs is None:
+        warnings.warn(f"{src.name}: no CRS; the output keeps the pixel grid without one", stacklevel=2)
+    elif src.crs.is_geographic:
+        warnings.warn(f"{src.name}: geographic CRS ({src.crs}); pixels are not square on the ground, "
+                      "which the model was not trained for", stacklevel=2)
+
+
+def select_bands(src: rasterio.DatasetReader, card_bands: Sequence[str],
+                 bands: Sequence[int] | None = None) -> list[int]:
+    """1-based band indexes feeding the model, in the card's order.
+
+    Explicit ``bands`` win; otherwise colour interpretation maps red/green/blue; otherwise the first
+    non-alpha bands are taken when their number matches the card.
+    """
+    need = len(card_bands)
+    if bands is not None:
+        bad = [b for b in bands if not 1 <= b <= src.count]
+        if bad:
+            raise InvalidInputError(f"{src.name}: bands={','.join(map(str, bands))} names band(s) "
+                                    f"{bad} but the file has {src.count}")
+        if len(bands) != need:
+            raise InvalidInputError(f"{src.name}: bands= gives {len(bands)} band(s), the weights need "
+                                    f"{need} ({', '.join(card_bands)})")
+        return list(bands)
+    interp = list(src.colorinterp)
+    if all(name in _COLOUR_NAMES for name in card_bands) and all(
+            _COLOUR_NAMES[name] in interp for name in card_bands):
+        return [interp.index(_COLOUR_NAMES[name]) + 1 for name in card_bands]
+    data_bands = [i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha]
+    if len(data_bands) == need:
+        return data_bands
+    raise InvalidInputError(f"{src.name}: {len(data_bands)} data band(s) but the weights need {need} "
+                            f"({', '.join(card_bands)}); choose them with bands=, e.g. bands=3,2,1")
+
+
+def valid_pixels(pixels: np.ndarray, nodata=None) -> np.ndarray:
+    """(H, W) validity of (bands, H, W) pixels by GDAL's nodata rule (a pixel is nodata only where every
+    band equals the nodata value) and, for float data, finiteness of every band."""
+    valid = np.ones(pixels.shape[1:], bool)
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        valid = (pixels != nodata).any(axis=0)
+    if np.issubdtype(pixels.dtype, np.floating):
+        valid &= np.isfinite(pixels).all(axis=0)
+    return valid
+
+
+def has_mask(src: rasterio.DatasetReader) -> bool:
+    """Whether any band carries nodata, alpha or a GDAL mask (float NaN is checked separately)."""
+    return any(flags != [MaskFlags.all_valid] for flags in src.mask_flag_enums)
+
+
+def _dataset_mask(src: rasterio.DatasetReader, window: Window) -> np.ndarray:
+    """Validity of a window; without any mask no pixels are read (a per-tile saving that matters)."""
+    if not has_mask(src):
+        return np.ones((int(window.height), int(window.width)), bool)
+    return src.dataset_mask(window=window) > 0
+
+
+def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,
+                fill: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(bands, size, size) float32 pixels and (size, size) validity of a tile that may run past the scene.
+
+    Invalid pixels (nodata, alpha, GDAL mask, NaN) are set to ``fill`` (values that normalise to zero),
+    so they do not push the network; the part past the scene is reflect-padded.
+    """
+    h, w = min(size, src.height - y0), min(size, src.width - x0)
+    window = Window(x0, y0, w, h)
+    try:
+        data = src.read(bands, window=window).astype(np.float32)
+        valid = _dataset_mask(src, window)
+    except RasterioIOError as e:
+        raise RasterIOError(f"{src.name}: read failed at row {y0}, col {x0} ({h}x{w} px); the file is "
+                            f"corrupt or truncated ({str(e).splitlines()[0]})") from None
+    if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+    if not valid.all():
+        data = np.where(valid[None], data, np.asarray(fill, np.float32)[:, None, None])
+    return pad_to_tile(data, size), pad_to_tile(valid, size)
+
+
+def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, rows: int) -> np.ndarray:
+    """(rows, width) validity of full-width scene rows."""
+    return window_validity(src, bands, Window(0, y0, src.width, rows))
+
+
+def window_validity(src: rasterio.DatasetReader, bands: Sequence[int], window: Window) -> np.ndarray:
+    """(height, width) validity of a window: nodata, alpha, GDAL mask and, for float bands, NaN."""
+    try:
+        valid = _dataset_mask(src, window)
+        if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
+            valid &= np.isfinite(src.read(bands, window=window)).all(axis=0)
+    except RasterioIOError as e:
+        raise RasterIOError(f"{src.name}: read failed at rows {window.row_off}-{window.row_off + window.height}; "
+                            f"the file is corrupt or truncated ({str(e).splitlines()[0]})") from None
+    return valid
+
+
+def _read_mask_block(path: str, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+    with open_raster(path) as src:
+        return src.dataset_mask(window=Window(x0, y0, w, h)) > 0
+
+
+def lazy_dataset_mask(path: str | Path, block_size: int = 2048):
+    """GDAL's dataset mask (nodata, alpha, internal mask) of ``path`` as a lazy (y, x) Dask bool array."""
+    import dask
+    import dask.array as dsa
+
+    with open_raster(path) as src:
+        H, W = src.height, src.width
+    rows = []
+    for y0 in range(0, H, block_size):
+        h = min(block_size, H - y0)
+        row = []
+        for x0 in range(0, W, block_size):
+            w = min(block_size, W - x0)
+            task = dask.delayed(_read_mask_block)(str(path), y0, x0, h, w)
+            row.append(dsa.from_delayed(task, shape=(h, w), dtype=bool))
+        rows.append(row)
+    return dsa.block(rows)
+
+

@@ -1,0 +1,102 @@
+"""Inference settings: what decides a map besides the scene, resolved once (weights loaded, tiling
+completed from the card and checked) and used as they are by predict, plan, segment and evaluate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .engines import ENGINES, ModelAndCard
+from .errors import InvalidInputError
+from .weights import DEFAULT_WEIGHTS, load_weights
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """The user's choices; None means "the weights card's default" (or, for ``bands`` and ``scale``,
+    "decided from the scene").
+
+    Attributes:
+        weights: shipped weights name or a path to a card/safetensors pair.
+        bands: 1-based input bands in the card's order.
+        scale: raw (min, max) mapped to [0, 1], for every band.
+        tile_size, overlap: tiling; a custom tile size keeps the card's overlap ratio.
+        batch_size: tiles per engine call (static: the last batch is padded).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        engine: ``auto``, ``torch``, ``onnxruntime`` or ``openvino``.
+    """
+
+    weights: str | None = None
+    bands: tuple[int, ...] | None = None
+    scale: tuple[float, float] | None = None
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int = 8
+    device: str = "auto"
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        # Normalise types so that settings compare and serialise the same however they were given.
+        if self.weights is not None:
+            object.__setattr__(self, "weights", str(self.weights))
+        if self.bands is not None:
+            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
+        if self.scale is not None:
+            object.__setattr__(self, "scale", tuple(self.scale))
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch_size={self.batch_size}: must be at least 1")
+        if self.engine not in ENGINES:
+            raise InvalidInputError(f"engine={self.engine}: unknown; use one of {', '.join(ENGINES)}")
+
+    def resolve(self, model: ModelAndCard | tuple | None = None) -> ResolvedSettings:
+        """Load the weights (or take ``model``, an in-memory (model, card) pair) and complete the tiling."""
+        pair = ModelAndCard(*model) if model is not None else ModelAndCard(*load_weights(self.weights or
+                                                                                         DEFAULT_WEIGHTS))
+        net, card = pair
+        if card.num_classes > 255:
+            raise InvalidInputError(f"{card.name}: more than 255 classes do not fit a uint8 map with nodata 255")
+        overlap = self.overlap
+        if overlap is None:
+            overlap = card.overlap if self.tile_size is None else card.overlap * self.tile_size // card.tile_size
+        tile_size = self.tile_size or card.tile_size
+        multiple = getattr(net, "size_multiple", 32)
+        if tile_size % multiple:
+            raise InvalidInputError(f"tile_size={tile_size}: must be a multiple of {multiple} for {card.model}")
+        if not 0 <= overlap < tile_size:
+            raise InvalidInputError(f"overlap={overlap}: must be below the tile size ({tile_size})")
+        resolved = replace(self, weights=None if model is not None else (self.weights or DEFAULT_WEIGHTS),
+                           tile_size=tile_size, overlap=overlap)
+        return ResolvedSettings(resolved, pair)
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings with every default filled in, and the loaded network. ``settings.weights`` is None for
+    an in-memory model (workers then get the model itself, not a name to load)."""
+
+    settings: InferenceSettings
+    model: ModelAndCard
+
+    @property
+    def card(self):
+        return self.model.card
+
+    @property
+    def tile_size(self) -> int:
+        return self.settings.tile_size
+
+    @property
+    def overlap(self) -> int:
+        return self.settings.overlap
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.batch_size
+
+    def to_json(self) -> str:
+        """The settings as recorded in outputs (the weights by name and checksum)."""
+        fields = asdict(self.settings)
+        fields["weights"] = fields["weights"] and Path(fields["weights"]).name
+        fields["weights_sha256"] = self.card.sha256
+        return json.dumps(fields, sort_keys=True)

@@ -1,0 +1,144 @@
+"""The one tile loop: read tiles from a source, batch them, run an engine, hand logits to a stitcher.
+
+Every path goes through :func:`run_tiles`: ``predict`` (an open raster, streamed by rows), ``segment``
+and Dask/cluster blocks (an array cut with its halo, stitched over one region) and evaluation (an
+in-memory image). Batching, skipping fully masked tiles, padding the last batch to a static shape and
+the error that names the failing windows are written here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .engines import Engine
+from .errors import LaleGeoError
+from .raster import read_window
+from .stitching import Band, RegionStitcher, RowStitcher
+from .tiling import Tile, TileGrid, first_row_touching, pad_to_tile
+
+
+class TileSource(Protocol):
+    """Where tiles come from: ``read(tile)`` gives (bands, size, size) float32 pixels, masked pixels
+    already filled and the part past the scene reflect-padded, and the (size, size) validity."""
+
+    def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class RasterSource:
+    """Tiles read window by window from an open raster (only the tiles' windows are ever read)."""
+
+    def __init__(self, scene, bands: Sequence[int], fill: Sequence[float]) -> None:
+        self.scene, self.bands, self.fill = scene, list(bands), list(fill)
+
+    def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        return read_window(self.scene, self.bands, tile.y0, tile.x0, tile.size, self.fill)
+
+
+class ArraySource:
+    """Tiles cut from an in-memory (bands, h, w) array holding the scene from ``origin`` = (y, x) on: a
+    whole image, or a Dask block with its halo. ``valid`` (h, w) marks valid pixels (default: all);
+    invalid ones are set to ``fill`` once, here."""
+
+    def __init__(self, pixels: np.ndarray, valid: np.ndarray | None = None, fill: Sequence[float] | None = None,
+                 origin: tuple[int, int] = (0, 0)) -> None:
+        self.valid = np.ones(pixels.shape[1:], bool) if valid is None else valid
+        if valid is not None and not valid.all():
+            pixels = np.where(valid[None], pixels, np.asarray(fill, np.float32)[:, None, None])
+        self.pixels, self.origin = pixels, origin
+
+    def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        oy, ox = self.origin
+        ys, xs = slice(tile.y0 - oy, tile.y0 - oy + tile.size), slice(tile.x0 - ox, tile.x0 - ox + tile.size)
+        return (pad_to_tile(self.pixels[:, ys, xs], tile.size).astype(np.float32, copy=False),
+                pad_to_tile(self.valid[ys, xs], tile.size))
+
+
+def run_batch(engine: Callable, tiles: Sequence[np.ndarray], scale: tuple, batch_size: int) -> np.ndarray:
+    """Logits of ``tiles``, padding the batch to ``batch_size`` so that shapes stay static."""
+    stack = np.stack(tiles)
+    if len(tiles) < batch_size:
+        stack = np.concatenate([stack, np.repeat(stack[-1:], batch_size - len(tiles), axis=0)])
+    return engine(stack, scale)[:len(tiles)]
+
+
+def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: tuple, batch_size: int,
+              add: Callable[[Tile, np.ndarray | None], None],
+              progress: Callable[[int], None] | None = None) -> int:
+    """Read every tile from ``source``, run ``engine`` on batches of ``batch_size`` and call ``add(tile,
+    logits)`` in the order of ``tiles`` (``logits`` None for a fully masked tile, which is not run).
+    Returns the number of tiles computed."""
+    queue: list[tuple[Tile, np.ndarray | None]] = []
+    computed = 0
+
+    def flush() -> None:
+        nonlocal computed
+        todo = [(t, d) for t, d in queue if d is not None]
+        logits = iter(())
+        if todo:
+            try:
+                logits = iter(run_batch(engine, [d for _, d in todo], scale, batch_size))
+            except Exception as e:
+                windows = ", ".join(f"(row {t.y0}, col {t.x0}, {t.size} px)" for t, _ in todo)
+                raise LaleGeoError(f"prediction failed for tiles at {windows}: {e}") from e
+            computed += len(todo)
+        for tile, data in queue:
+            add(tile, next(logits) if data is not None else None)
+        if progress:
+            progress(len(queue))
+        queue.clear()
+
+    for tile in tiles:
+        data, valid = source.read(tile)
+        queue.append((tile, data if valid.any() else None))
+        if sum(d is not None for _, d in queue) == batch_size:
+            flush()
+    flush()
+    return computed
+
+
+def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: tuple, batch_size: int,
+                 emit: Callable[[Band], None], progress: Callable[[int], None] | None = None,
+                 resume_at: int = 0) -> int:
+    """Blend the whole grid row by row, handing each finished row band to ``emit`` (memory bounded by
+    the scene's width). With ``resume_at`` > 0 (scene rows already written) start at the first tile
+    row that reaches below them. Returns the number of tiles computed."""
+    start_row = first_row_touching(grid, resume_at) if resume_at else 0
+    stitcher = RowStitcher(grid, engine.num_classes, start_row=start_row)
+    if progress and start_row:
+        progress(start_row * len(grid.col_origins))
+
+    def add(tile: Tile, logits: np.ndarray | None) -> None:
+        for band in stitcher.add(tile, logits):
+            emit(band)
+
+    tiles = (t for t in grid.tiles() if t.row >= start_row)
+    return run_tiles(source, tiles, engine, scale, batch_size, add, progress)
+
+
+def tiles_meeting(grid: TileGrid, region: tuple[int, int, int, int]) -> list[Tile]:
+    """The grid tiles (in grid order) whose window meets the region (y0, x0, height, width)."""
+    ry, rx, rh, rw = region
+    rows = [r for r, y in enumerate(grid.row_origins) if y < ry + rh and y + grid.tile_size > ry]
+    cols = [c for c, x in enumerate(grid.col_origins) if x < rx + rw and x + grid.tile_size > rx]
+    return [Tile(r, c, grid.row_origins[r], grid.col_origins[c], grid.tile_size) for r in rows for c in cols]
+
+
+def predict_region(source: TileSource, grid: TileGrid, region: tuple[int, int, int, int], engine: Engine,
+                   scale: tuple, batch_size: int) -> np.ndarray:
+    """Blended logits (classes, height, width) of the scene region (y0, x0, height, width): every grid
+    tile that meets it is run and weighted as in a whole-scene run, so regions computed anywhere
+    (Dask blocks, cluster workers) equal the streamed map."""
+    stitcher = RegionStitcher(grid, engine.num_classes, region)
+    run_tiles(source, tiles_meeting(grid, region), engine, scale, batch_size, stitcher.add)
+    return stitcher.logits
+
+
+def predict_array(engine: Engine, image: np.ndarray, scale: tuple, tile_size: int, overlap: int,
+                  batch_size: int = 8) -> np.ndarray:
+    """Blended logits (classes, H, W) of an in-memory (bands, H, W) image, tiled like a scene."""
+    _, H, W = image.shape
+    grid = TileGrid(H, W, tile_size, overlap)
+    return predict_region(ArraySource(image), grid, (0, 0, H, W), engine, scale, batch_size)
