@@ -19,9 +19,9 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
 from .errors import DatasetError, RasterIOError
+from .metrics import IGNORE_INDEX
 from .raster import open_raster, window_validity
 
-IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 

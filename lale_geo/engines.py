@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import threading
-import uuid
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from torch import nn
 from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError
 from .weights import WeightsCard
+from .writers import published
 
 log = logging.getLogger(__name__)
 
@@ -175,21 +174,18 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _available("onnxscript"):
         raise LaleGeoError("ONNX export needs onnxscript: pip install onnxscript (or use engine='torch')")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.onnx")
     dummy = torch.zeros(batch_size, len(card.bands), tile_size, tile_size)
     log.info("exporting %s to ONNX (%s)", card.model, path)
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # the exporter chats about torchvision ops we do not use
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), published(path, overwrite=True) as tmp:
             warnings.simplefilter("ignore")
             torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False,
                               external_data=False)
-        tmp.replace(path)
     finally:
         onnx_log.setLevel(level)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -6,27 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from pyproj import Geod
 from rasterio.windows import Window
 
+from .classmap import class_names_for, row_pixel_areas_m2
 from .errors import InvalidInputError
 from .raster import open_raster
-from .vectorize import class_names_for
-
-
-def row_pixel_areas_m2(src: rasterio.DatasetReader) -> np.ndarray:
-    """Ground area (m2) of one pixel in each row: constant in projected CRSs, by latitude in geographic
-    ones (geodesic area of the cell on WGS 84)."""
-    t = src.transform
-    if src.crs is None:
-        return np.full(src.height, np.nan)
-    if src.crs.is_projected:
-        return np.full(src.height, abs(t.a * t.e) * src.crs.linear_units_factor[1] ** 2)
-    geod = Geod(ellps="WGS84")
-    tops = t.f + np.arange(src.height) * t.e
-    return np.array([abs(geod.polygon_area_perimeter([t.c, t.c + t.a, t.c + t.a, t.c], [y, y, y + t.e, y + t.e])[0])
-                     for y in tops])
 
 
 def raster_info(path: str | Path, classes_file: str | Path | None = None, block_rows: int = 1024) -> dict:

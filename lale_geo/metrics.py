@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import IGNORE_INDEX
+IGNORE_INDEX = 255  # label of pixels left out of losses and scores (unlabelled, nodata)
 
 
 def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import ColorInterp, Resampling
 
+from .classmap import class_names_for
 from .errors import InvalidInputError
 from .raster import open_raster
-from .vectorize import class_names_for
 
 
 def _shape(height: int, width: int, size: int) -> tuple[int, int]:

@@ -30,11 +30,11 @@ from rasterio.warp import transform_geom
 
 from .cache import cache_dir
 from .checksums import sha256_of
+from .classmap import class_names_for
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
 from .raster import open_raster
-from .vectorize import class_names_for
-from .writers import check_output
+from .writers import check_output, published
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,
@@ -218,14 +218,12 @@ def validate_item(item: dict, schema_folder: Path | None = None) -> tuple[list[s
 
 def _keep_schema(path: Path, schema: dict) -> None:
     """Best effort: a cache that cannot be written only means fetching again next time."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(schema))
-        tmp.replace(path)
+        with published(path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(schema))
     except OSError as e:
         logging.getLogger(__name__).info("could not keep %s in the schema cache: %s", path, e)
-        tmp.unlink(missing_ok=True)
 
 
 def _leaves(error: jsonschema.ValidationError):
@@ -256,12 +254,8 @@ def write_stac_item(map_path: str | Path, item_path: str | Path, *, overwrite: b
     item = stac_item(map_path, item_path, extra_assets=extra_assets, datetime=datetime)
     as_dict = item.to_dict(include_self_link=False)
     validated, unreachable = validate_item(as_dict)
-    tmp = item_path.with_name(f".{item_path.name}.{os.getpid()}.tmp")
-    try:
+    with published(item_path, overwrite) as tmp:
         tmp.write_text(json.dumps(as_dict, indent=2, default=_json_default) + "\n")
-        tmp.replace(item_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return item, validated, unreachable
 
 

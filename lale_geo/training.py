@@ -28,6 +28,7 @@ from .stitching import Band
 from .tiles import ArraySource, RasterSource, predict_region, stream_scene
 from .tiling import TileGrid
 from .weights import WeightsCard, save_weights
+from .writers import published
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +246,8 @@ class Trainer:
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
-        tmp = self.checkpoint_path.with_suffix(".ckpt.tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_path)
+        with published(self.checkpoint_path, overwrite=True) as tmp:
+            torch.save(state, tmp)
 
     def load_checkpoint(self) -> None:
         state = torch.load(self.checkpoint_path, weights_only=True)

@@ -8,8 +8,6 @@ current row of block edges, not by the raster size.
 
 from __future__ import annotations
 
-import json
-import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +24,10 @@ import shapely
 from rasterio.windows import Window
 from shapely.geometry import shape
 
+from .classmap import check_class_raster, class_names_for
 from .errors import InvalidInputError
 from .raster import open_raster
-from .writers import check_output
+from .writers import check_output, published
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact
@@ -52,24 +51,6 @@ class VectorizeSummary:
                 group["area_m2"].sum())
         self.polygons_per_class = dict(sorted(self.polygons_per_class.items()))
         self.area_per_class_m2 = dict(sorted(self.area_per_class_m2.items()))
-
-
-def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None = None) -> dict[int, str]:
-    """Class names: ``--classes`` JSON ({"id": "name"} or a class table with "classes"), our
-    LALE_GEO_CLASSES tag, a WorldCover-style "legend" tag, or the band's category names."""
-    if classes_file is not None:
-        data = json.loads(Path(classes_file).read_text())
-        if isinstance(data, dict) and "classes" in data:
-            return {int(c.get("value", c["id"])): c["name"] for c in data["classes"]}
-        return {int(k): str(v) for k, v in data.items()}
-    tags = src.tags()
-    if "LALE_GEO_CLASSES" in tags:
-        return dict(enumerate(json.loads(tags["LALE_GEO_CLASSES"])))
-    if "legend" in tags:
-        pairs = re.findall(r"^\s*(\d+)\s+(.+?)\s*$", tags["legend"], flags=re.MULTILINE)
-        if pairs:
-            return {int(k): v for k, v in pairs}
-    return {}
 
 
 def _blocks(height: int, width: int, size: int) -> Iterator[tuple[int, list[Window]]]:
@@ -254,7 +235,7 @@ def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: i
         raise InvalidInputError(f"connectivity must be 4 or 8, got {connectivity}")
     # Blocks are read once, a row at a time: GDAL's default cache (5 % of RAM) would only hoard them.
     with rasterio.Env(GDAL_CACHEMAX=32 << 20), open_raster(src) as dataset:
-        _check_class_raster(dataset)
+        check_class_raster(dataset)
         threshold = _sieve_threshold(dataset, min_pixels, min_area)
         names = class_names_for(dataset, classes_file)
         values, geoms, emitted = [], [], False
@@ -281,8 +262,6 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
         frame = vectorize(src, simplify=simplify, **options)
         write_layer(frame, dst, layer=layer, overwrite=overwrite)
         return summarise(frame, dst)
-    tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
-    tmp.unlink(missing_ok=True)
     summary = VectorizeSummary(output=dst)
     frames = iter_frames(src, chunk_size=chunk_size, **options)
     first = next(frames)
@@ -302,16 +281,14 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     # MultiPolygons, mixed with Polygons in one layer, which only an untyped layer takes as they are.
     geometry_type = "Unknown" if options.get("connectivity", 4) == 8 else "Polygon"
     try:
-        pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), tmp, driver=FORMATS[suffix],
-                            layer=layer or dst.stem, geometry_type=geometry_type,
-                            crs=first.crs.to_wkt() if first.crs else None)
+        with published(dst, overwrite) as tmp:
+            pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), tmp,
+                                driver=FORMATS[suffix], layer=layer or dst.stem, geometry_type=geometry_type,
+                                crs=first.crs.to_wkt() if first.crs else None)
         if not summary.polygons:
             warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
-        check_output(dst, overwrite)  # still free: nothing appeared there while we worked
-        tmp.replace(dst)
     finally:
         frames.close()  # the raster stays open in the generator until it finishes or is closed
-        tmp.unlink(missing_ok=True)
     return summary
 
 
@@ -329,17 +306,6 @@ def _frame(values, geoms, crs, names: dict[int, str], source: str) -> gpd.GeoDat
         "source": [source] * len(ids),
     }, geometry=series, crs=crs)
     return frame
-
-
-def _check_class_raster(src: rasterio.DatasetReader) -> None:
-    if src.count != 1:
-        raise InvalidInputError(f"{src.name}: {src.count} bands; vectorize expects one band of class ids")
-    if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-        raise InvalidInputError(f"{src.name}: {src.dtypes[0]} values; vectorize expects one band of integer "
-                                "class ids (e.g. the output of lale-geo predict)")
-    t = src.transform
-    if t.b != 0 or t.d != 0:
-        raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported")
 
 
 def _sieve_threshold(src: rasterio.DatasetReader, min_pixels: int, min_area: float | None) -> int:
@@ -363,21 +329,16 @@ def check_vector_output(dst: str | Path, overwrite: bool, inputs: Sequence[str |
 
 def write_layer(frame: gpd.GeoDataFrame, dst: str | Path, *, layer: str | None = None,
                 overwrite: bool = False) -> Path:
-    """Write polygons by extension (.gpkg, .parquet, .fgb, .geojson) to a temporary file, then rename."""
+    """Write polygons by extension (.gpkg, .parquet, .fgb, .geojson), published when complete."""
     dst = check_vector_output(dst, overwrite)
     suffix = dst.suffix.lower()
-    tmp = dst.with_name(f".{dst.name}.part{dst.suffix}")
-    tmp.unlink(missing_ok=True)
-    try:
+    with published(dst, overwrite) as tmp:
         if suffix == ".parquet":
             frame.to_parquet(tmp)
         else:
             kwargs = {"layer": layer or dst.stem} if suffix == ".gpkg" else {}
             # as the streamed layers: MultiPolygons (8-connectivity) beside Polygons, not all promoted
             frame.to_file(tmp, driver=FORMATS[suffix], engine="pyogrio", promote_to_multi=False, **kwargs)
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst
 
 

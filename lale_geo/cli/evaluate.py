@@ -51,8 +51,9 @@ def format_table(result: dict) -> str:
 @json_option
 def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, in_memory_mb,
             as_json) -> None:
-    """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split, tiled
-    exactly as lale-geo predict tiles a scene (the same settings and defaults)."""
+    """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split.
+
+    Images are tiled exactly as lale-geo predict tiles a scene (the same settings and defaults)."""
     resolved = InferenceSettings(weights=weights, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
                                  device=device, engine=engine).resolve()
     card = resolved.card

@@ -11,11 +11,21 @@ import click
 from .. import __version__
 from ..errors import LaleGeoError
 
-# Command name -> module: a command is imported only when it runs (or --help lists it), so light
-# commands such as `info` never import torch.
+# Command name -> (module, one-line summary): a command's module is imported only when that command
+# runs, so `lale-geo --help` and light commands such as `info` never import torch. The summaries are
+# the commands' own first docstring lines (a test keeps them equal).
 COMMANDS = {
-    "models": "models", "predict": "predict", "vectorize": "vectorize", "info": "info", "preview": "preview",
-    "stac": "stac", "train": "train", "evaluate": "evaluate",
+    "evaluate": ("evaluate", "Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix "
+                             "on a split."),
+    "info": ("info", "Per-class pixel counts and areas (m2, ha) of the class raster SRC, and how it was made."),
+    "models": ("models", "List registered models (params, GMACs with attention matmuls, output stride) and "
+                         "shipped weights."),
+    "predict": ("predict", "Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."),
+    "preview": ("preview", "Quicklook PNG of the class map SRC (downsampled through its overviews), with a legend."),
+    "stac": ("stac", "A STAC item (projection, file and classification extensions) for the lale-geo map SRC."),
+    "train": ("train", "Train MODEL on DATA and keep the weights that score best on the validation split."),
+    "vectorize": ("vectorize", "Polygons of the class raster SRC with class names and areas (m2), seam-free at "
+                               "any size."),
 }
 
 # The library names its parameters as Python callers write them (tile_size=300, overwrite=True); the
@@ -42,7 +52,12 @@ class LaleGeoGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        return importlib.import_module(f"{__package__}.{COMMANDS[name]}").command
+        return importlib.import_module(f"{__package__}.{COMMANDS[name][0]}").command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the summaries above, importing no command."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in sorted(COMMANDS.items())])
 
     def invoke(self, ctx: click.Context):
         try:

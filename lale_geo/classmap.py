@@ -1,0 +1,58 @@
+"""Reading class maps (ours or any one-band integer raster): class names, the one-band integer check
+and the ground area of pixels. Used by info, preview, stac and vectorize alike."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from pyproj import Geod
+
+from .errors import InvalidInputError
+
+
+def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None = None) -> dict[int, str]:
+    """Class names: ``--classes`` JSON ({"id": "name"} or a class table with "classes"), our
+    LALE_GEO_CLASSES tag, a WorldCover-style "legend" tag, or the band's category names."""
+    if classes_file is not None:
+        data = json.loads(Path(classes_file).read_text())
+        if isinstance(data, dict) and "classes" in data:
+            return {int(c.get("value", c["id"])): c["name"] for c in data["classes"]}
+        return {int(k): str(v) for k, v in data.items()}
+    tags = src.tags()
+    if "LALE_GEO_CLASSES" in tags:
+        return dict(enumerate(json.loads(tags["LALE_GEO_CLASSES"])))
+    if "legend" in tags:
+        pairs = re.findall(r"^\s*(\d+)\s+(.+?)\s*$", tags["legend"], flags=re.MULTILINE)
+        if pairs:
+            return {int(k): v for k, v in pairs}
+    return {}
+
+
+def check_class_raster(src: rasterio.DatasetReader) -> None:
+    """Refuse what is not a class map: more than one band, non-integer values, a rotated grid."""
+    if src.count != 1:
+        raise InvalidInputError(f"{src.name}: {src.count} bands; expected one band of class ids")
+    if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+        raise InvalidInputError(f"{src.name}: {src.dtypes[0]} values; expected one band of integer "
+                                "class ids (e.g. the output of lale-geo predict)")
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported")
+
+
+def row_pixel_areas_m2(src: rasterio.DatasetReader) -> np.ndarray:
+    """Ground area (m2) of one pixel in each row: constant in projected CRSs, by latitude in geographic
+    ones (geodesic area of the cell on WGS 84)."""
+    t = src.transform
+    if src.crs is None:
+        return np.full(src.height, np.nan)
+    if src.crs.is_projected:
+        return np.full(src.height, abs(t.a * t.e) * src.crs.linear_units_factor[1] ** 2)
+    geod = Geod(ellps="WGS84")
+    tops = t.f + np.arange(src.height) * t.e
+    return np.array([abs(geod.polygon_area_perimeter([t.c, t.c + t.a, t.c + t.a, t.c], [y, y, y + t.e, y + t.e])[0])
+                     for y in tops])

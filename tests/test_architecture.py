@@ -1,0 +1,131 @@
+"""The package's shape, as issue 11 set it: no import cycle, small signatures, one job per module, and
+light commands that never import torch."""
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lale_geo"
+
+
+def _modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Package modules that ``name`` imports, at module level or inside functions."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                found.add(target if target in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def test_the_package_has_no_import_cycle():
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    graph["lale_geo"] = set()  # the package root only re-exports lazily (by name, see __init__)
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [node, nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def test_no_function_outside_the_cli_takes_more_than_ten_parameters():
+    too_many = []
+    for name, path in _modules().items():
+        if ".cli" in name:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                count = len(args.posonlyargs + args.args + args.kwonlyargs) + bool(args.vararg)
+                count -= bool(args.args and args.args[0].arg in ("self", "cls"))
+                if count > 10:
+                    too_many.append(f"{name}.{node.name} ({count})")
+    assert not too_many, too_many
+
+
+def test_every_module_opens_with_a_docstring():
+    missing = [name for name, path in _modules().items()
+               if path.stat().st_size and not ast.get_docstring(ast.parse(path.read_text()))]
+    assert not missing, missing
+
+
+def test_library_layers_import_no_torch_and_the_models_no_geospatial_code():
+    for name in ("tiling", "stitching", "raster", "scaling", "writers", "classmap"):
+        source = (PACKAGE / f"{name}.py").read_text()
+        assert "import torch" not in source and "from torch" not in source, name
+    for path in (PACKAGE / "models").glob("*.py"):
+        assert not {"rasterio", "xarray", "rioxarray"} & _top_level_imports(path), path.name
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "{map}"], ["info", "{map}", "--json"], ["predict", "--help"]])
+def test_light_commands_do_not_import_torch(tmp_path, argv):
+    import numpy as np
+    import rasterio
+
+    path = tmp_path / "map.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8", nodata=255,
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(0, 30, 10, 10)) as dst:
+        dst.write(np.array([[0, 1, 1, 255]] * 3, np.uint8), 1)
+    argv = [a.format(map=path) for a in argv]
+    code = ("import sys; from lale_geo.cli.main import cli\n"
+            f"try:\n    cli({argv!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = "TORCH" if argv[0] == "predict" else "NO-TORCH"  # predict --help: loads the command's module
+    assert result.stdout.strip().splitlines()[-1] == expected
+
+
+def test_signatures_of_the_public_api_stay_small():
+    from lale_geo.pipeline import plan, predict
+    from lale_geo.xarray_api import segment
+
+    for function in (predict, plan, segment):
+        assert len(inspect.signature(function).parameters) <= 11  # ten named, plus **options (settings fields)
+
+
+def test_the_help_summaries_are_the_commands_own():
+    import importlib
+
+    from lale_geo.cli.main import COMMANDS
+
+    for name, (module, summary) in COMMANDS.items():
+        command = importlib.import_module(f"lale_geo.cli.{module}").command
+        assert command.name == name and command.get_short_help_str(limit=200) == summary
