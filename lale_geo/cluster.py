@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .engines import ModelAndCard, export_onnx, resolve_device, shared_engine, worker_threads
+from .engines import ModelAndCard, export_onnx, resolve_device, worker_threads
 from .raster import open_raster, window_validity
-from .settings import ResolvedSettings
+from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
 from .tiles import RasterSource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
@@ -37,9 +37,7 @@ class BlockJob:
     bands: tuple[int, ...]
     scale: tuple
     fill: tuple[float, ...]
-    engine: str
-    device: str
-    batch_size: int
+    settings: InferenceSettings  # resolved: tiling filled in; weights None when they travel as an object
     probabilities: bool
     confidence: bool
 
@@ -64,12 +62,11 @@ class ClusterReport:
 def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
     """Finished rows of one block (runs on a worker) and the engine's name."""
     pair = load_weights_once(weights) if isinstance(weights, str) else weights
-    engine = shared_engine(job.engine, pair, device=job.device, batch_size=job.batch_size,
-                           tile_size=job.grid.tile_size, threads=worker_threads())
+    engine = ResolvedSettings(job.settings, ModelAndCard(*pair)).create_engine(worker_threads(), shared=True)
     y, x, h, w = block.region
     with open_raster(job.src) as scene:
         logits = predict_region(RasterSource(scene, job.bands, job.fill), job.grid, block.region, engine,
-                                job.scale, job.batch_size)
+                                job.scale, job.settings.batch_size)
         valid = window_validity(scene, job.bands, Window(x, y, w, h))
     return finish_rows(logits, valid, job.probabilities, job.confidence), engine.name
 

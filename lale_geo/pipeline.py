@@ -17,7 +17,8 @@ import rasterio
 
 from . import __version__
 from .cluster import BlockJob, ClusterReport, run_on_cluster
-from .engines import Engine, ModelAndCard, create_engine
+from .domain import guard
+from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .outputs import MapOutputs, run_key
 from .raster import check_georeferencing, is_remote, open_raster, read_validity, read_window, select_bands
@@ -26,6 +27,7 @@ from .settings import InferenceSettings, ResolvedSettings
 from .stitching import OUTPUT_NODATA, Band
 from .tiles import RasterSource, stream_scene
 from .tiling import TileGrid
+from .tta import tta_cost
 from .writers import check_output
 
 
@@ -71,6 +73,7 @@ def _tags(resolved: ResolvedSettings, scaling: Scaling, bands: list[int], engine
         "LALE_GEO_SCALING": scaling.describe(), "LALE_GEO_ENGINE": engine,
         "LALE_GEO_CLASSES": json.dumps(card.class_names),
         "LALE_GEO_UNTRAINED": "yes" if card.training.get("untrained") else "no",
+        "LALE_GEO_TTA": resolved.settings.tta,
         "LALE_GEO_SETTINGS": resolved.to_json(),
     }
 
@@ -112,12 +115,14 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
         scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale)
+        for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain):
+            warnings.warn(warning, stacklevel=2)
         scale = (np.asarray(scaling.low), np.asarray(scaling.high))
         fill = fill_values(scale, card.mean)
         grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
         if progress:
             progress.start(len(grid))
-        engine = None if scheduler else _engine(resolved)
+        engine = None if scheduler else resolved.create_engine()
         engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
         tags = _tags(resolved, scaling, band_indexes, engine_name)
         key = run_key(src, card, resolved.to_json(), band_indexes, scaling, engine_name, outputs)
@@ -131,9 +136,8 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
 
             with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(scene, resolved.tile_size, band_indexes)):
                 if scheduler:
-                    job = BlockJob(str(src), grid, tuple(band_indexes), scale, tuple(fill), resolved.settings.engine,
-                                   resolved.settings.device, resolved.batch_size, probabilities is not None,
-                                   confidence is not None)
+                    job = BlockJob(str(src), grid, tuple(band_indexes), scale, tuple(fill), resolved.settings,
+                                   probabilities is not None, confidence is not None)
                     cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
                                              resume_at=written.rows_done)
                     computed, engine_name = None, cluster.engine
@@ -155,11 +159,6 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             class_pixels={c.name: int(written.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
             pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
             extra_outputs=outputs[1:], cluster=cluster)
-
-
-def _engine(resolved: ResolvedSettings) -> Engine:
-    s = resolved.settings
-    return create_engine(s.engine, resolved.model, device=s.device, batch_size=s.batch_size, tile_size=s.tile_size)
 
 
 def _gdal_cache_bytes(scene, tile_size: int, bands: Sequence[int]) -> int:
@@ -190,6 +189,7 @@ class Plan:
     engine: str
     seconds_per_batch: float
     peak_memory_mb: float
+    passes_per_tile: int = 1  # test-time augmentation runs the network this many times per tile
 
     @property
     def network_seconds(self) -> float:
@@ -209,7 +209,7 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
         grid = TileGrid(scene.height, scene.width, tile_size, resolved.overlap)
-        engine = _engine(resolved)
+        engine = resolved.create_engine()
         first = [t for t, _ in zip(grid.tiles(), range(batch_size))]
         batch = np.stack([read_window(scene, band_indexes, t.y0, t.x0, tile_size, [0.0] * len(band_indexes))[0]
                           for t in first])
@@ -225,4 +225,4 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
                    + _gdal_cache_bytes(scene, tile_size, band_indexes))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + buffers
         return Plan(scene.width, scene.height, tile_size, resolved.overlap, len(grid), -(-len(grid) // batch_size),
-                    engine.name, per_batch, peak / 2**20)
+                    engine.name, per_batch, peak / 2**20, tta_cost(resolved.settings.tta))

@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .engines import ENGINES, ModelAndCard
+from .engines import ENGINES, Engine, ModelAndCard, create_engine, shared_engine
 from .errors import InvalidInputError
+from .tta import TTA_MODES, tta_transforms, with_tta
 from .weights import DEFAULT_WEIGHTS, load_weights
 
 
@@ -25,6 +26,8 @@ class InferenceSettings:
         batch_size: tiles per engine call (static: the last batch is padded).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         engine: ``auto``, ``torch``, ``onnxruntime`` or ``openvino``.
+        tta: test-time augmentation, ``none``, ``flips`` (4 passes) or ``d4`` (8); logits are averaged.
+        strict_domain: refuse, instead of warning about, a scene unlike the weights' training data.
     """
 
     weights: str | None = None
@@ -35,6 +38,8 @@ class InferenceSettings:
     batch_size: int = 8
     device: str = "auto"
     engine: str = "auto"
+    tta: str = "none"
+    strict_domain: bool = False
 
     def __post_init__(self) -> None:
         # Normalise types so that settings compare and serialise the same however they were given.
@@ -48,6 +53,8 @@ class InferenceSettings:
             raise InvalidInputError(f"batch_size={self.batch_size}: must be at least 1")
         if self.engine not in ENGINES:
             raise InvalidInputError(f"engine={self.engine}: unknown; use one of {', '.join(ENGINES)}")
+        if self.tta not in TTA_MODES:
+            raise InvalidInputError(f"tta={self.tta}: unknown; use one of {', '.join(TTA_MODES)}")
 
     def resolve(self, model: ModelAndCard | tuple | None = None) -> ResolvedSettings:
         """Load the weights (or take ``model``, an in-memory (model, card) pair) and complete the tiling."""
@@ -65,6 +72,7 @@ class InferenceSettings:
             raise InvalidInputError(f"tile_size={tile_size}: must be a multiple of {multiple} for {card.model}")
         if not 0 <= overlap < tile_size:
             raise InvalidInputError(f"overlap={overlap}: must be below the tile size ({tile_size})")
+        tta_transforms(self.tta, card)  # refuses transforms the weights were not trained with
         resolved = replace(self, weights=None if model is not None else (self.weights or DEFAULT_WEIGHTS),
                            tile_size=tile_size, overlap=overlap)
         return ResolvedSettings(resolved, pair)
@@ -93,6 +101,15 @@ class ResolvedSettings:
     @property
     def batch_size(self) -> int:
         return self.settings.batch_size
+
+    def create_engine(self, threads: int | None = None, shared: bool = False) -> Engine:
+        """The engine these settings ask for (test-time augmentation included). ``shared``: one per
+        process and weights, as Dask tasks need (see :func:`lale_geo.engines.shared_engine`)."""
+        s = self.settings
+        make = shared_engine if shared else create_engine
+        engine = make(s.engine, self.model, device=s.device, batch_size=s.batch_size, tile_size=s.tile_size,
+                      threads=threads)
+        return with_tta(engine, s.tta, self.card)
 
     def to_json(self) -> str:
         """The settings as recorded in outputs (the weights by name and checksum)."""

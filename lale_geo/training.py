@@ -331,7 +331,8 @@ class Trainer:
             training = dict(card_fields.get("training", {}), steps=self.step, epochs=round(self.epoch, 2),
                             train_seconds=round(self.elapsed), crop=cfg.crop, crop_max=cfg.crop_max,
                             scale_jitter=cfg.scale_jitter, strong_photometric=cfg.strong_photometric,
-                            ema=cfg.ema, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed)
+                            ema=cfg.ema, flips=True, rot90=True, batch_size=cfg.batch_size, lr=cfg.lr,
+                            seed=cfg.seed)
             metrics = {"split": "val", "macro_f1": result["macro_f1"], "miou": result["miou"],
                        "pixel_accuracy": result["pixel_accuracy"],
                        "per_class_f1": {k: v["f1"] for k, v in result["per_class"].items()},

@@ -9,6 +9,7 @@ engine once per weights.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import dask
@@ -16,11 +17,12 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from .engines import ModelAndCard, shared_engine, worker_threads
+from .domain import guard_grid
+from .engines import ModelAndCard, worker_threads
 from .errors import InvalidInputError
 from .raster import valid_pixels
 from .scaling import fill_values, sample_scaling
-from .settings import InferenceSettings
+from .settings import InferenceSettings, ResolvedSettings
 from .stitching import OUTPUT_NODATA, finish_rows, softmax
 from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
@@ -30,9 +32,8 @@ from .weights import load_weights_once
 def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: InferenceSettings, grid: TileGrid,
                    block: Block, nodata, probabilities: bool) -> np.ndarray:
     """Classes or probabilities of one block (runs in a Dask task); ``pixels`` is the block's extent."""
-    pair = load_weights_once(weights) if isinstance(weights, str) else weights
-    engine = shared_engine(settings.engine, pair, device=settings.device, batch_size=settings.batch_size,
-                           tile_size=grid.tile_size, threads=worker_threads())
+    pair = ModelAndCard(*(load_weights_once(weights) if isinstance(weights, str) else weights))
+    engine = ResolvedSettings(settings, pair).create_engine(worker_threads(), shared=True)
     scale = (np.asarray(scaling.low), np.asarray(scaling.high))
     valid = valid_pixels(pixels, nodata)
     if mask is not None:
@@ -86,6 +87,10 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         raise InvalidInputError(f"segment: {da.sizes['band']} band(s), the weights need {len(card.bands)} "
                                 f"({', '.join(card.bands)}); pick them with bands=[...]")
     _, H, W = da.shape
+    if hasattr(da, "rio") and da.rio.crs is not None:  # the grid alone: nothing is computed
+        for warning in guard_grid(card, da.rio.crs, da.rio.transform(), H, W, strict=settings.strict_domain,
+                                  name="segment"):
+            warnings.warn(warning, stacklevel=2)
     grid = TileGrid(H, W, resolved.tile_size, resolved.overlap)
     nodata = da.rio.nodata if hasattr(da, "rio") else da.attrs.get("_FillValue")
     data = da.data

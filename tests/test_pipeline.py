@@ -286,3 +286,25 @@ def test_a_scene_over_http_gives_the_local_map(scene, tmp_path):
     with serve_folder(tmp_path) as url:  # the maps themselves can be read remotely too
         polygons = vectorize(f"{url}/remote.tif")
     assert len(polygons) == len(vectorize(tmp_path / "local.tif")) > 0
+
+
+def test_tta_is_recorded_and_keeps_a_flip_symmetric_model_exact(scene, tmp_path):
+    from lale_geo.pipeline import plan
+
+    path, pixels = scene
+    model, card = LocalModel(4, radius=0), card_for(4, 64, 24)
+    predict(path, tmp_path / "tta.tif", model=(model, card), **CPU, tta="flips")
+    with rasterio.open(tmp_path / "tta.tif") as out:
+        np.testing.assert_array_equal(out.read(1), untiled_labels(model, card, pixels))
+        assert out.tags()["LALE_GEO_TTA"] == "flips" and '"tta": "flips"' in out.tags()["LALE_GEO_SETTINGS"]
+    assert plan(path, model=(model, card), **CPU, tta="d4").passes_per_tile == 8
+
+
+def test_tta_refuses_transforms_the_weights_were_not_trained_with(scene, tmp_path):
+    import dataclasses
+
+    path, _ = scene
+    card = dataclasses.replace(card_for(4, 64, 24), training={"rot90": False})
+    with pytest.raises(InvalidInputError, match="tta=d4: .* not trained with rot90"):
+        predict(path, tmp_path / "o.tif", model=(LocalModel(4), card), **CPU, tta="d4")
+    assert not (tmp_path / "o.tif").exists()

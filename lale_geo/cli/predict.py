@@ -13,6 +13,7 @@ from ..engines import ENGINES
 from ..pipeline import PredictSummary, plan, predict
 from ..settings import InferenceSettings
 from ..stac import write_stac_item
+from ..tta import TTA_MODES
 from ..vectorize import check_vector_output, vectorize_to_file
 from ..weights import random_weights
 from ..writers import check_output
@@ -91,6 +92,12 @@ def format_summary(s: PredictSummary) -> str:
               help=stac_datetime_help)
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="Inference engine; auto picks the fastest installed (OpenVINO, onnxruntime, torch) on CPU.")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+              help="Test-time augmentation: average the logits over flips (4 passes per tile) or flips and "
+                   "quarter turns (d4, 8 passes), where the weights were trained with them.")
+@click.option("--strict-domain", is_flag=True,
+              help="Stop, instead of warning, when the scene is unlike the weights' training data (pixel size, "
+                   "brightness, contrast).")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Print the tile count, expected peak memory and a time estimate; predict nothing.")
 @click.option("--resume", is_flag=True,
@@ -100,17 +107,19 @@ def format_summary(s: PredictSummary) -> str:
 @overwrite_option
 @click.pass_context
 def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, vector, stac_item, stac_datetime, engine, plan_only, resume, scheduler,
-            overwrite) -> None:
+            probabilities, confidence, vector, stac_item, stac_datetime, engine, tta, strict_domain, plan_only,
+            resume, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     settings = InferenceSettings(weights=weights, bands=bands, scale=scale, tile_size=tile_size, overlap=overlap,
-                                 batch_size=batch_size, device=device, engine=engine)
+                                 batch_size=batch_size, device=device, engine=engine, tta=tta,
+                                 strict_domain=strict_domain)
     model = random_weights(random_model) if random_model else None
     if plan_only:
         p = plan(src, settings, model=model)
+        passes = f", {p.passes_per_tile} network passes per tile (--tta {tta})" if p.passes_per_tile > 1 else ""
         click.echo(f"{src}: {p.width} x {p.height} px, {p.tiles} tiles of {p.tile_size} px (overlap {p.overlap}), "
-                   f"{p.batches} batch(es) of {batch_size} on {p.engine}")
+                   f"{p.batches} batch(es) of {batch_size} on {p.engine}{passes}")
         click.echo(f"time: about {p.network_seconds / 60:.1f} min for the network "
                    f"({p.seconds_per_batch:.2f} s per batch, timed here); reading and writing add a few %")
         click.echo(f"peak memory: about {p.peak_memory_mb:.0f} MB")
