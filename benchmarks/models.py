@@ -68,7 +68,7 @@ def main() -> None:
             batch = np.random.default_rng(0).integers(0, 255, (args.batch, 3, size, size)).astype(np.float32)
             for engine_name in engines:
                 try:
-                    engine = create_engine(engine_name, model, card, device="cpu", batch_size=args.batch,
+                    engine = create_engine(engine_name, (model, card), device="cpu", batch_size=args.batch,
                                            tile_size=size, threads=threads)
                     ips = images_per_second(engine, batch, args.seconds)
                 except Exception as e:  # report, do not hide: a cell that cannot run says so

@@ -74,7 +74,7 @@ def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int
     from lale_geo.weights import load_weights
 
     model, card = load_weights(weights)
-    runner = create_engine(engine, model, card, device="cpu", batch_size=batch, tile_size=tile_size)
+    runner = create_engine(engine, (model, card), device="cpu", batch_size=batch, tile_size=tile_size)
     data = np.random.default_rng(0).integers(0, 255, (batch, 3, tile_size, tile_size)).astype(np.float32)
     runner(data, (0, 255))
     start = time.perf_counter()

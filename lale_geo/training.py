@@ -19,14 +19,10 @@ from torch.optim.swa_utils import AveragedModel
 
 from . import __version__
 from .augment import jittered_size, photometric, resample
-from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample, open_image
-from .engines import Engine, TorchEngine
-from .metrics import confusion_matrix, scores
+from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
+from .engines import TorchEngine
+from .evaluation import Tiling, evaluate
 from .models import create_model
-from .scaling import fill_values
-from .stitching import Band
-from .tiles import ArraySource, RasterSource, predict_region, stream_scene
-from .tiling import TileGrid
 from .weights import WeightsCard, save_weights
 from .writers import published
 
@@ -118,41 +114,6 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_names: list[str],
-             tile_size: int, overlap: int, *, mean: Sequence[float], batch_size: int = 8,
-             input_range: Sequence[float] = (0, 255)) -> dict:
-    """Scores on whole images, tiled and blended exactly as ``predict`` does (invalid image pixels are
-    filled as predict fills them and not scored); images read by windows are predicted and scored row
-    band by row band, as ``predict`` streams a scene. ``mean`` is the card's (it decides the fill)."""
-    cm = np.zeros((engine.num_classes,) * 2, np.int64)
-    scale = tuple(input_range)
-    fill = fill_values(scale, mean)
-    for s in samples:
-        if isinstance(s, RasterSample):
-            cm += _streamed_confusion(engine, s, scale, fill, tile_size, overlap, batch_size)
-            continue
-        H, W = s.shape
-        grid = TileGrid(H, W, tile_size, overlap)
-        logits = predict_region(ArraySource(s.image, s.valid, fill), grid, (0, 0, H, W), engine, scale, batch_size)
-        cm += confusion_matrix(logits.argmax(0), s.mask, engine.num_classes)
-    return scores(cm, class_names)
-
-
-def _streamed_confusion(engine: Engine, sample: RasterSample, scale: tuple, fill: list[float],
-                        tile_size: int, overlap: int, batch_size: int) -> np.ndarray:
-    cm = np.zeros((engine.num_classes,) * 2, np.int64)
-
-    def score(band: Band) -> None:
-        rows = band.logits.shape[1]
-        truth = sample.read_mask(band.y0, 0, rows, sample.shape[1])
-        cm[...] += confusion_matrix(band.logits.argmax(0), truth, engine.num_classes)
-
-    with open_image(sample.image_path) as scene:
-        grid = TileGrid(*sample.shape, tile_size, overlap)
-        stream_scene(RasterSource(scene, sample.band_indexes, fill), grid, engine, scale, batch_size, score)
-    return cm
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -274,8 +235,9 @@ class Trainer:
 
     def validate(self) -> dict:
         engine = TorchEngine(self.kept_model, self.norm_mean, self.norm_std, device="cpu")
-        result = evaluate(engine, self.val, list(self.table.class_names), self.config.tile_size,
-                          self.config.overlap, input_range=self.table.input_range, mean=self.norm_mean)
+        result = evaluate(engine, self.val, list(self.table.class_names),
+                          Tiling(self.config.tile_size, self.config.overlap), input_range=self.table.input_range,
+                          mean=self.norm_mean)
         self.model.train()
         return result
 

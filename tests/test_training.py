@@ -152,7 +152,8 @@ def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_pat
     pixels are labelled ignore either way, filled as predict fills them, and not scored."""
     from lale_geo.datasets import RasterSample, load_split
     from lale_geo.engines import TorchEngine
-    from lale_geo.training import evaluate, normalisation_for
+    from lale_geo.evaluation import Tiling, evaluate
+    from lale_geo.training import normalisation_for
     from tests.helpers import LocalModel
 
     table = _scene_dataset(tmp_path)
@@ -165,8 +166,8 @@ def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_pat
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     engine = TorchEngine(LocalModel(num_classes=2, radius=1), (0.5,) * 3, (0.25,) * 3, device="cpu")
-    scores_held = evaluate(engine, [held], ["low", "high"], tile_size=96, overlap=32, mean=(0.5,) * 3)
-    scores_windowed = evaluate(engine, [windowed], ["low", "high"], tile_size=96, overlap=32, mean=(0.5,) * 3)
+    scores_held = evaluate(engine, [held], ["low", "high"], Tiling(96, 32), mean=(0.5,) * 3)
+    scores_windowed = evaluate(engine, [windowed], ["low", "high"], Tiling(96, 32), mean=(0.5,) * 3)
     assert scores_held["confusion_matrix"] == scores_windowed["confusion_matrix"]
     assert sum(map(sum, scores_held["confusion_matrix"])) == 300 * 260 - 5 * 7 - 40 * 50  # ignore, nodata out
     table_rgbn = ClassTable("x", ("a", "b"), ((0, 0, 0), (1, 1, 1)), None, (), (), {}, bands=("b1", "b2", "b3"))

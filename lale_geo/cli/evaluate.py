@@ -7,10 +7,11 @@ import json
 import click
 
 from ..datasets import load_split, resolve_class_table
-from ..engines import ENGINES, create_engine
+from ..engines import ENGINES, TorchEngine
 from ..errors import DatasetError
+from ..evaluation import Tiling, evaluate
 from ..settings import InferenceSettings
-from ..training import evaluate
+from ..tta import TTA_MODES
 from .options import (
     batch_size_option,
     classes_option,
@@ -31,6 +32,19 @@ def format_table(result: dict) -> str:
                      f"{s['support']:>12}")
     lines.append(f"macro F1 {result['macro_f1']:.4f}   mIoU {result['miou']:.4f}   "
                  f"pixel accuracy {result['pixel_accuracy']:.4f}")
+    if result.get("macro_f1_ci95"):
+        low, high = result["macro_f1_ci95"]
+        lines.append(f"macro F1 95 % interval (bootstrap over {len(result['per_image'])} images): "
+                     f"{low:.4f} - {high:.4f}")
+    if result.get("per_tile"):
+        t = result["per_tile"]
+        lines.append(f"per-tile macro F1 ({t['tiles']} cells of {t['tile_size']} px): mean {t['mean']:.4f}, "
+                     f"median {t['median']:.4f}, 10th percentile {t['p10']:.4f}")
+    if result.get("agreement"):
+        a = result["agreement"]
+        lines.append(f"tiled vs untiled: {100 * a['tiled_vs_untiled']:.2f} % of pixels agree; "
+                     f"grid shifted by {a['shift_px']} px: {100 * a['shifted_grid']:.2f} %")
+    lines.append("per-image macro F1: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_image"].items()))
     lines.append("confusion matrix (rows = truth, columns = prediction):")
     lines += ["  " + " ".join(f"{v:>10}" for v in row) for row in result["confusion_matrix"]]
     return "\n".join(lines)
@@ -47,25 +61,30 @@ def format_table(result: dict) -> str:
 @device_option
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="Inference engine, chosen as lale-geo predict chooses it.")
+@click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+              help="Test-time augmentation, as for lale-geo predict.")
+@click.option("--agreement/--no-agreement", default=True, show_default=True,
+              help="Also measure how much the map depends on the tile grid: tiled vs untiled (the whole image "
+                   "in one torch call) and tiled vs a grid shifted by 200 px (about 3x the time).")
 @in_memory_option
 @json_option
-def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, in_memory_mb,
-            as_json) -> None:
+def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, tta, agreement,
+            in_memory_mb, as_json) -> None:
     """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split.
 
     Images are tiled exactly as lale-geo predict tiles a scene (the same settings and defaults)."""
     resolved = InferenceSettings(weights=weights, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                                 device=device, engine=engine).resolve()
+                                 device=device, engine=engine, tta=tta).resolve()
     card = resolved.card
     table = resolve_class_table(data_root, classes)
     if list(table.class_names) != card.class_names:
         raise DatasetError(f"{data_root}: classes {list(table.class_names)} differ from the weights' "
                            f"{card.class_names}; pass --classes with the weights' class table")
     samples = load_split(data_root, table, split, bands=len(card.bands), in_memory_limit_mb=in_memory_mb)
-    runner = create_engine(engine, resolved.model, device=device, batch_size=batch_size,
-                           tile_size=resolved.tile_size)
-    result = evaluate(runner, samples, card.class_names, resolved.tile_size, resolved.overlap, mean=card.mean,
-                      batch_size=batch_size, input_range=card.input_range)
+    runner = resolved.create_engine()
+    whole_image = TorchEngine(resolved.model.model, card.mean, card.std, device) if agreement else None
+    result = evaluate(runner, samples, card.class_names, Tiling(resolved.tile_size, resolved.overlap, batch_size),
+                      mean=card.mean, input_range=card.input_range, whole_image=whole_image)
     result.update(weights=card.name, split=split, images=len(samples), tile_size=resolved.tile_size,
                   overlap=resolved.overlap, engine=runner.name)
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))

@@ -1,0 +1,122 @@
+"""Throughput of every prediction path on one scene: the CLI's predict, segment() + rioxarray, and
+predict on a local dask.distributed cluster, with the maps' agreement and the bytes the client received.
+
+    python benchmarks/paths.py [--size 4000] [--rounds 2] [--workers 2]
+
+The scene is a real-pixel mosaic (one Dubai aerial image repeated, as in benchmarks/predict.py), written
+once as a tiled DEFLATE GeoTIFF. Every path runs in its own fresh process with the shipped weights and
+the defaults (engine auto, device auto); the ONNX export is cached beforehand and the cluster
+(``--workers`` single-threaded worker processes) is started and warmed before timing, as a user's would
+be. Times are measured inside each process from the call to the published file, so Python start-up and
+imports (the same for all paths) are left out. Paths run interleaved (A B C A B C ...) and medians are
+reported: these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict import make_scene, make_tile  # noqa: E402  (the same real-pixel mosaic)
+
+CLI = """
+import json, sys, time
+from lale_geo.pipeline import predict
+start = time.perf_counter()
+summary = predict(sys.argv[1], sys.argv[2], overwrite=True)
+print(json.dumps({"seconds": time.perf_counter() - start, "engine": summary.engine}))
+"""
+
+SEGMENT = """
+import json, sys, threading, time
+import rioxarray, lale_geo
+start = time.perf_counter()
+da = rioxarray.open_rasterio(sys.argv[1], chunks=True, lock=False)
+classes = lale_geo.segment(da)
+classes.rio.to_raster(sys.argv[2], tiled=True, compress="DEFLATE", lock=threading.Lock())
+print(json.dumps({"seconds": time.perf_counter() - start, "engine": "segment (dask threads)"}))
+"""
+
+CLUSTER = """
+import json, sys, time
+from lale_geo.pipeline import predict
+start = time.perf_counter()
+summary = predict(sys.argv[1], sys.argv[2], overwrite=True, scheduler=sys.argv[3])
+c = summary.cluster
+print(json.dumps({"seconds": time.perf_counter() - start, "engine": c.engine, "bytes": c.bytes_received,
+                  "blocks": c.blocks, "workers": c.workers}))
+"""
+
+
+def run(code: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def labels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    from distributed import Client, LocalCluster
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ.setdefault("LALE_GEO_CACHE", str(folder / "cache"))
+        scene = folder / f"scene_{args.size}.tif"
+        rasterio.shutil.copy(make_scene(make_tile(folder), args.size, folder), scene, driver="GTiff", tiled=True,
+                             blockxsize=512, blockysize=512, compress="DEFLATE")
+        small = folder / "small.tif"
+        rasterio.shutil.copy(make_scene(make_tile(folder), 600, folder), small, driver="GTiff")
+        run(CLI, small, folder / "warm.tif")  # caches the ONNX export: no path pays for it
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster):
+            run(CLUSTER, small, folder / "warm_cluster.tif", cluster.scheduler_address)  # workers load the model
+            paths = {"lale-geo predict (local)": (CLI, ()),
+                     "segment() + rio.to_raster (Dask threads)": (SEGMENT, ()),
+                     f"predict --scheduler ({args.workers} workers x 1 thread)":
+                         (CLUSTER, (cluster.scheduler_address,))}
+            times: dict[str, list[float]] = {name: [] for name in paths}
+            info: dict[str, dict] = {}
+            for _ in range(args.rounds):
+                for i, (name, (code, extra)) in enumerate(paths.items()):
+                    info[name] = run(code, scene, folder / f"map_{i}.tif", *extra)
+                    times[name].append(info[name]["seconds"])
+        reference = labels(folder / "map_0.tif")
+        mp = args.size**2 / 1e6
+        cli_rate = mp / statistics.median(times[next(iter(paths))])
+        print(f"scene: {args.size} x {args.size} real-pixel mosaic; shipped weights, defaults; {os.cpu_count()} CPUs; "
+              f"median of {args.rounds} interleaved rounds")
+        print("| path | engine | seconds | MP/s | vs the CLI | map agreement with the CLI | client bytes/px |")
+        print("|---|---|---|---|---|---|---|")
+        for i, name in enumerate(paths):
+            seconds = statistics.median(times[name])
+            agree = (labels(folder / f"map_{i}.tif") == reference).mean()
+            received = info[name].get("bytes")
+            per_px = f"{received / args.size**2:.2f}" if received is not None else "-"
+            print(f"| {name} | {info[name]['engine']} | {seconds:.1f} | {mp / seconds:.2f} | "
+                  f"{mp / seconds / cli_rate:.2f} | {100 * agree:.3f} % | {per_px} |")
+        print("raw seconds:", json.dumps(times))
+
+
+if __name__ == "__main__":
+    main()
