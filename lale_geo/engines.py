@@ -13,6 +13,7 @@ same transform; then the card's mean and std apply.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import logging
@@ -91,6 +92,9 @@ class TorchEngine:
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], device: str = "auto") -> None:
         self.device = resolve_device(device)
+        current = next(model.parameters(), torch.empty(0)).device
+        if current != self.device:  # a model may be shared (cached weights): move a copy, not the original
+            model = copy.deepcopy(model)
         self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.num_classes: int = model.num_classes
         self.mean, self.std = tuple(mean), tuple(std)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .engines import ENGINES, Engine, ModelAndCard, create_engine, shared_engine
 from .errors import InvalidInputError
 from .tta import TTA_MODES, tta_transforms, with_tta
-from .weights import DEFAULT_WEIGHTS, load_weights
+from .weights import DEFAULT_WEIGHTS, load_weights_once
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ class InferenceSettings:
 
     def resolve(self, model: ModelAndCard | tuple | None = None) -> ResolvedSettings:
         """Load the weights (or take ``model``, an in-memory (model, card) pair) and complete the tiling."""
-        pair = ModelAndCard(*model) if model is not None else ModelAndCard(*load_weights(self.weights or
-                                                                                         DEFAULT_WEIGHTS))
+        pair = ModelAndCard(*(model if model is not None else load_weights_once(self.weights or DEFAULT_WEIGHTS)))
         net, card = pair
         if card.num_classes > 255:
             raise InvalidInputError(f"{card.name}: more than 255 classes do not fit a uint8 map with nodata 255")

@@ -227,7 +227,15 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
     return net, card
 
 
+def load_weights_once(name_or_path: str | Path) -> tuple[nn.Module, WeightsCard]:
+    """:func:`load_weights`, once per process and weights file (Dask workers and repeated calls load a
+    model once, not per block); a file rewritten since (new size or time) is loaded again. The model is
+    shared: callers must not change it."""
+    tensors, card = resolve_weights(name_or_path)
+    stats = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (tensors, card))
+    return _load_cached(str(tensors), stats)
+
+
 @functools.lru_cache(maxsize=4)
-def load_weights_once(name_or_path: str) -> tuple[nn.Module, WeightsCard]:
-    """:func:`load_weights`, once per process and weights (Dask workers load a model once, not per block)."""
-    return load_weights(name_or_path)
+def _load_cached(tensors: str, stats: tuple) -> tuple[nn.Module, WeightsCard]:
+    return load_weights(tensors)
