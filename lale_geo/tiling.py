@@ -173,12 +173,13 @@ def _axis_groups(origins: tuple[int, ...], length: int, tile_size: int, groups: 
 
 def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) -> list[list[Block]]:
     """Rows of blocks covering the scene, aligned to ``grid`` (see :class:`Block`), each about
-    ``block_size`` px or less on a side, and at least two per worker thread when the scene allows
-    (``parallelism`` threads in all), so that every worker has work and none waits on one long block."""
+    ``block_size`` px or less on a side, and at least one per thread (``parallelism`` in all) when the
+    scene allows, so that every worker has work. No more than that: each seam between blocks costs one
+    row (or column) of tiles computed twice, and each block pads its last batch."""
     rows_n, cols_n = grid.shape
     by = -(-grid.height // block_size)
     bx = -(-grid.width // block_size)
-    while by * bx < 2 * parallelism and (by < rows_n or bx < cols_n):
+    while by * bx < parallelism and (by < rows_n or bx < cols_n):
         # split the axis whose blocks hold more tiles (fewer duplicated seams per tile)
         if (rows_n / by >= cols_n / bx and by < rows_n) or bx >= cols_n:
             by += 1

@@ -51,7 +51,7 @@ def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: Infe
 
 
 def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard | tuple | None = None,
-            probabilities: bool = False, block_size: int = 2048, mask: xr.DataArray | np.ndarray | None = None,
+            probabilities: bool = False, block_size: int = 4096, mask: xr.DataArray | np.ndarray | None = None,
             **options) -> xr.DataArray:
     """Land-cover classes (or per-class probabilities) of a (band, y, x) DataArray.
 
@@ -61,7 +61,8 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         model: an explicit (model, card) pair instead of ``weights`` (e.g. ``random_weights()``).
         probabilities: return (class, y, x) float32 probabilities (NaN on nodata) instead of class ids.
         block_size: largest output block edge in pixels; blocks follow the tile grid, and a scene gets
-            at least two blocks per thread of the current Dask scheduler when it is large enough.
+            at least one block per thread of the current Dask scheduler when it is large enough. A block
+            holds its float32 logits (classes x block) while it runs.
         mask: optional (y, x) validity (True = valid), e.g. from an alpha band or a GDAL mask; nodata
             values and NaN are always masked.
         options: :class:`~lale_geo.settings.InferenceSettings` fields (``bands``: 1-based positions

@@ -62,3 +62,34 @@ def test_read_padded_reflects_past_the_edge():
     np.testing.assert_array_equal(tile[:, :3, :4], image)
     np.testing.assert_array_equal(tile[:, 3, :4], image[:, 1])  # reflect, edge not repeated
     np.testing.assert_array_equal(tile[:, :3, 4], image[:, :, 2])
+
+
+@pytest.mark.parametrize("height,width,tile,overlap,block,threads", [
+    (4000, 4000, 256, 64, 4096, 2), (4000, 4000, 256, 64, 2048, 2), (1000, 700, 256, 64, 300, 1),
+    (100, 100, 256, 64, 2048, 2), (5000, 300, 256, 0, 1024, 4), (10000, 10000, 256, 64, 4096, 2)])
+def test_blocks_cover_the_scene_once_and_share_one_tile_row_per_seam(height, width, tile, overlap, block, threads):
+    from lale_geo.tiles import tiles_meeting
+    from lale_geo.tiling import plan_blocks
+
+    grid = TileGrid(height, width, tile, overlap)
+    blocks = plan_blocks(grid, block, threads)
+    covered = np.zeros((height, width), np.uint8)
+    computed = 0
+    for row in blocks:
+        assert len({b.region[0] for b in row}) == 1  # a row of blocks shares its rows
+        for b in row:
+            y, x, h, w = b.region
+            assert 0 < h <= max(block, tile) + tile and 0 < w <= max(block, tile) + tile
+            covered[y:y + h, x:x + w] += 1
+            tiles = tiles_meeting(grid, b.region)
+            computed += len(tiles)
+            ey, ex, eh, ew = b.extent  # what the block reads holds every tile it runs, and no more
+            assert (tiles[0].y0, tiles[0].x0) == (ey, ex)
+            assert max(min(t.y0 + tile, height) for t in tiles) == ey + eh
+            assert max(min(t.x0 + tile, width) for t in tiles) == ex + ew
+    assert (covered == 1).all()
+    assert len(blocks) * len(blocks[0]) >= min(threads, len(grid))
+    rows, cols = grid.shape
+    seams_y, seams_x = len(blocks) - 1, len(blocks[0]) - 1
+    extra = 0 if overlap == 0 else (rows + seams_y) * (cols + seams_x) - rows * cols
+    assert computed == len(grid) + extra  # one shared tile row/column per seam, nothing else twice
