@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
@@ -22,7 +23,7 @@ from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
 from .tiles import RasterSource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
-from .weights import load_weights_once
+from .weights import list_weights, load_weights_once
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ClusterReport:
 
     def describe(self, pixels: int) -> str:
         return (f"{self.engine} on {self.workers} dask worker(s) ({self.threads} thread(s)) at {self.address}, "
-                f"{self.blocks} blocks, {self.bytes_received / 1e6:.1f} MB received "
+                f"{self.blocks} blocks, {self.bytes_received / 1e6:.1f} MB of finished rows received "
                 f"({self.bytes_received / max(pixels, 1):.2f} B/px)")
 
 
@@ -97,7 +98,7 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
         threads = sum(w["nthreads"] for w in workers.values()) or 1
         rows = [row for row in plan_blocks(job.grid, block_size, threads)
                 if row[0].region[0] + row[0].region[2] > resume_at]
-        weights = resolved.settings.weights or client.scatter(resolved.model, broadcast=True)
+        weights = _worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
         in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
         futures: list[list] = []
 
@@ -123,6 +124,13 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
                 tiles_done = done
     return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
                          received)
+
+
+def _worker_path(weights: str | None) -> str | None:
+    """Shipped weights by name; local weights files by absolute path (workers need not share our folder)."""
+    if weights is None or weights in list_weights():
+        return weights
+    return str(Path(weights).resolve())
 
 
 def _join_columns(parts: list[FinishedRows]) -> FinishedRows:

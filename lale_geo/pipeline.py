@@ -28,7 +28,7 @@ from .stitching import OUTPUT_NODATA, Band
 from .tiles import RasterSource, stream_scene
 from .tiling import TileGrid
 from .tta import tta_cost
-from .writers import check_output
+from .writers import check_output, locked_outputs
 
 
 class Progress(Protocol):
@@ -111,7 +111,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
     if len(set(p.resolve() for p in outputs)) < len(outputs):
         raise InvalidInputError(f"{dst}: the outputs must be different files")
 
-    with open_raster(src) as scene:
+    with locked_outputs(outputs), open_raster(src) as scene:
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
         scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale)
@@ -136,7 +136,8 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
 
             with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(scene, resolved.tile_size, band_indexes)):
                 if scheduler:
-                    job = BlockJob(str(src), grid, tuple(band_indexes), scale, tuple(fill), resolved.settings,
+                    where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
+                    job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), resolved.settings,
                                    probabilities is not None, confidence is not None)
                     cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
                                              resume_at=written.rows_done)

@@ -1,0 +1,69 @@
+"""Old vs new weights on the validation images: macro F1 with its bootstrap interval, the weak classes, and
+how much each map depends on the tile grid (tiled vs untiled, shifted grid), as `lale-geo evaluate` reports.
+
+    python benchmarks/weights.py [--weights lale_s1_dubai path/to/other.json ...] [--tile-size 256 --overlap 64]
+
+Each weights entry is scored at the same tiling (default: the shipped card's) with the default engine;
+the untiled reference runs each whole image in one torch call. The training recipe comes from each
+card (what was varied: crop sizes, scale jitter, photometric strength, EMA, minutes and threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from lale_geo.datasets import load_split, resolve_class_table
+from lale_geo.engines import TorchEngine
+from lale_geo.evaluation import Tiling, evaluate
+from lale_geo.settings import InferenceSettings
+
+DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial"
+
+
+def recipe(training: dict) -> str:
+    crops = f"{training.get('crop')}" + (f"-{training['crop_max']}" if training.get("crop_max") else "")
+    parts = [f"crops {crops}"]
+    if training.get("scale_jitter"):
+        parts.append(f"scale jitter {training['scale_jitter']}")
+    parts.append("strong photometric" if training.get("strong_photometric") else "brightness/contrast")
+    if training.get("ema"):
+        parts.append(f"EMA {training['ema']}")
+    threads = "2 threads" if "--threads 2" in training.get("command", "") else "1 thread"
+    parts.append(f"{training.get('train_seconds', 0) / 60:.0f} min, {threads}, {training.get('steps')} steps")
+    return ", ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", nargs="+", default=["lale_s1_dubai"])
+    parser.add_argument("--data", default=str(DUBAI))
+    parser.add_argument("--tile-size", type=int, default=None)
+    parser.add_argument("--overlap", type=int, default=None)
+    args = parser.parse_args()
+    table = resolve_class_table(args.data)
+    samples = load_split(args.data, table, "val")
+    print(f"{len(samples)} validation images ({args.data}); 95 % intervals: bootstrap over images")
+    print("| weights | recipe | tiling | macro F1 [95 % CI] | mIoU | Vegetation F1 | Land F1 | tiled = untiled "
+          "| shifted grid = grid | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for weights in args.weights:
+        resolved = InferenceSettings(weights=weights, tile_size=args.tile_size, overlap=args.overlap).resolve()
+        card = resolved.card
+        start = time.perf_counter()
+        result = evaluate(resolved.create_engine(), samples, card.class_names,
+                          Tiling(resolved.tile_size, resolved.overlap, resolved.batch_size), mean=card.mean,
+                          input_range=card.input_range,
+                          whole_image=TorchEngine(resolved.model.model, card.mean, card.std, "cpu"))
+        low, high = result["macro_f1_ci95"]
+        f1 = {name: s["f1"] for name, s in result["per_class"].items()}
+        agreement = result["agreement"]
+        print(f"| {card.name} | {recipe(card.training)} | {resolved.tile_size}/{resolved.overlap} | "
+              f"{result['macro_f1']:.3f} [{low:.3f}, {high:.3f}] | {result['miou']:.3f} | {f1['Vegetation']:.3f} | "
+              f"{f1['Land']:.3f} | {100 * agreement['tiled_vs_untiled']:.1f} % | "
+              f"{100 * agreement['shifted_grid']:.1f} % | {time.perf_counter() - start:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
