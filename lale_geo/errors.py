@@ -34,3 +34,7 @@ class RasterIOError(LaleGeoError, OSError):
 
 class OutputExistsError(LaleGeoError, FileExistsError):
     """The output exists and ``overwrite`` was not given."""
+
+
+class OutputLockedError(LaleGeoError, OSError):
+    """Another run holds the lock of the output (it is writing the same file)."""

@@ -6,15 +6,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.windows import Window
 
-from .raster import is_remote
+from .errors import RasterIOError
+from .raster import gdal_messages, is_remote
 from .scaling import Scaling
 from .stitching import OUTPUT_NODATA, Band, FinishedRows, finish_rows
 from .weights import WeightsCard
-from .writers import RasterWriter, published
+from .writers import RasterWriter, published, row_digest, temporary_path
 
 
 def colormap(card: WeightsCard) -> dict:
@@ -34,12 +40,16 @@ class MapOutputs:
                    "dtype": "uint8", "nodata": OUTPUT_NODATA}
         self.counts = np.zeros(256, np.int64)
         self.rows_done = 0
+        paths = [Path(p) for p in (dst, probabilities, confidence) if p]
         self.journal = Path(dst).with_name(f".{Path(dst).name}.{key}.journal.json") if key else None
-        if resume and self.journal and self.journal.exists():
-            state = json.loads(self.journal.read_text())
+        state = self._resumable_state(paths) if resume else None
+        if state:
             self.rows_done, self.counts = state["rows_done"], np.asarray(state["counts"], np.int64)
-        resume = self.rows_done > 0
-        self._writer_options = {"key": key, "resume": resume, "overwrite": overwrite}
+        # A temporary name unique to this run (kept by its journal for a resume): two runs never share one.
+        self.tag = state["tag"] if state else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        remove_stale_files(paths, keep={self.journal and self.journal.name} | {
+            temporary_path(p, self.tag).name for p in paths})
+        self._writer_options = {"key": self.tag, "resume": bool(state), "overwrite": overwrite}
         self.writers: list[RasterWriter] = []
         self.classes = self._open(dst, dict(profile, count=1), colormap=colormap(card), tags=tags,
                                   band_descriptions=["land cover class"])
@@ -50,6 +60,25 @@ class MapOutputs:
         self.confidence = confidence and self._open(
             confidence, dict(profile, count=1), tags=percent_tags, band_descriptions=["top-1 probability"],
             overview_resampling="AVERAGE")
+        for writer in self.writers:
+            writer.digests = [tuple(d) for d in state["digests"][str(writer.path)]] if state else []
+
+    def _resumable_state(self, paths: list[Path]) -> dict | None:
+        """The journal of the interrupted run, if its partial files are all there and hold exactly the
+        rows it lists (checksum per row band); otherwise None, with a warning: the run starts over."""
+        if not (self.journal and self.journal.exists()):
+            return None
+        try:
+            state = json.loads(self.journal.read_text())
+            intact = state["rows_done"] > 0 and all(
+                partial_matches(temporary_path(p, state["tag"]), state["digests"][str(p)]) for p in paths)
+        except (ValueError, KeyError, TypeError):
+            intact = False
+        if not intact:
+            warnings.warn(f"{paths[0]}: the partial output of the interrupted run is missing or does not match "
+                          "its journal; starting over", stacklevel=3)
+            return None
+        return state
 
     def _open(self, path, profile, **kwargs) -> RasterWriter:
         try:
@@ -79,8 +108,16 @@ class MapOutputs:
             self.confidence.write_rows(y0, rows.confidence)
         self.rows_done = y0 + rows.labels.shape[0]
         if self.journal:  # after the rows are on disk: a kill between the two only repeats this band
+            self._write_journal()
+
+    def _write_journal(self) -> None:
+        state = {"rows_done": self.rows_done, "counts": self.counts.tolist(), "tag": self.tag,
+                 "digests": {str(w.path): w.digests for w in self.writers}}
+        try:
             with published(self.journal, overwrite=True) as tmp:
-                tmp.write_text(json.dumps({"rows_done": self.rows_done, "counts": self.counts.tolist()}))
+                tmp.write_text(json.dumps(state))
+        except OSError as e:
+            raise RasterIOError(f"{self.journal}: cannot write the resume journal ({e.strerror or e})") from None
 
     def commit(self) -> None:
         for writer in self.writers:
@@ -93,6 +130,30 @@ class MapOutputs:
             writer.abort()
         if self.journal:
             self.journal.unlink(missing_ok=True)
+
+
+def partial_matches(path: Path, digests) -> bool:
+    """Whether the partial file ``path`` exists and holds the row bands with these checksums."""
+    if not path.exists():
+        return False
+    try:
+        with gdal_messages() as gdal, rasterio.open(path) as src:
+            same = all(row_digest(src.read(window=Window(0, y0, src.width, rows))) == digest
+                       for y0, rows, digest in digests)
+        return same and not gdal.errors
+    except (rasterio.errors.RasterioError, OSError):
+        return False
+
+
+def remove_stale_files(outputs, keep: set) -> None:
+    """Remove partial files and journals that earlier runs of these outputs left (killed, or resumed with
+    other parameters) and that this run will not use: it holds the outputs' locks, so no run owns them."""
+    for out in outputs:
+        stale = re.compile(rf"\.{re.escape(out.name)}\.(?:[0-9a-f-]+(?:\.cog)?\.part{re.escape(out.suffix)}"
+                           rf"|[0-9a-f]{{16}}\.journal\.json)")
+        for path in out.parent.iterdir():
+            if stale.fullmatch(path.name) and path.name not in keep:
+                path.unlink(missing_ok=True)
 
 
 def run_key(src, card: WeightsCard, settings_json: str, bands, scaling: Scaling, engine: str, outputs) -> str:

@@ -21,7 +21,7 @@ from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .outputs import MapOutputs, run_key
-from .raster import check_georeferencing, is_remote, open_raster, read_validity, read_window, select_bands
+from .raster import check_dtype, check_georeferencing, is_remote, open_raster, read_validity, read_window, select_bands
 from .scaling import Scaling, decide_scaling, fill_values
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import OUTPUT_NODATA, Band
@@ -112,6 +112,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         raise InvalidInputError(f"{dst}: the outputs must be different files")
 
     with locked_outputs(outputs), open_raster(src) as scene:
+        check_dtype(scene)
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
         scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale)
@@ -207,6 +208,7 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
     resolved = replace(settings or InferenceSettings(), **options).resolve(model)
     card, tile_size, batch_size = resolved.card, resolved.tile_size, resolved.batch_size
     with open_raster(src) as scene:
+        check_dtype(scene)
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
         grid = TileGrid(scene.height, scene.width, tile_size, resolved.overlap)

@@ -3,8 +3,11 @@ bands that feed the model, decide which pixels are valid, and read windows (no t
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,49 @@ def is_remote(path: str | Path) -> bool:
     """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
     never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
     return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
+
+
+_GDAL_LOGGERS = ("rasterio._env", "rasterio._err")
+_CPLE_PREFIX = re.compile(r"CPLE_\w+(?::| in )")
+
+
+class _Collect(logging.Handler):
+    """Keeps GDAL's messages as rasterio logs them: errors at INFO ("GDAL signalled an error: ...
+    msg='...'"), warnings at WARNING ("CPLE_AppDefined:JPEGLib:Corrupt JPEG data ...")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("GDAL signalled an error"):
+            self.errors.append(text.split("msg=", 1)[-1].strip("'\""))
+        elif record.levelno >= logging.WARNING:
+            self.warnings.append(_CPLE_PREFIX.sub("", text, count=1))
+
+
+@contextlib.contextmanager
+def gdal_messages() -> Iterator[_Collect]:
+    """Collect GDAL's errors and warnings signalled inside the block (``.errors``, ``.warnings``), so that
+    callers can make them fatal: rasterio only logs some of them (a failed COG copy, a libjpeg warning)
+    and, outside an environment, GDAL prints them to stderr."""
+    collect = _Collect()
+    loggers = [logging.getLogger(name) for name in _GDAL_LOGGERS]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(collect)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # they are raised (or deliberately ignored) by the caller, not printed
+    try:
+        with rasterio.Env():  # rasterio's error handler is installed only inside an environment
+            yield collect
+    finally:
+        for logger, (level, propagate) in zip(loggers, saved):
+            logger.removeHandler(collect)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -54,6 +100,14 @@ def check_georeferencing(src: rasterio.DatasetReader) -> None:
     elif src.crs.is_geographic:
         warnings.warn(f"{src.name}: geographic CRS ({src.crs}); pixels are not square on the ground, "
                       "which the model was not trained for", stacklevel=2)
+
+
+def check_dtype(src: rasterio.DatasetReader) -> None:
+    """Refuse pixel types the models cannot take (complex: radar phase data needs its own processing)."""
+    complex_types = sorted({d for d in src.dtypes if "complex" in d})
+    if complex_types:
+        raise InvalidInputError(f"{src.name}: complex pixels ({', '.join(complex_types)}) are not supported; "
+                                "convert them to amplitude or intensity first (e.g. gdal_calc)")
 
 
 def select_bands(src: rasterio.DatasetReader, card_bands: Sequence[str],
@@ -107,6 +161,21 @@ def _dataset_mask(src: rasterio.DatasetReader, window: Window) -> np.ndarray:
     return src.dataset_mask(window=window) > 0
 
 
+@contextlib.contextmanager
+def checked_read(src: rasterio.DatasetReader, where: str) -> Iterator[None]:
+    """A read of ``where`` (e.g. "row 0, col 512 (512x512 px)") that fails loudly: any GDAL error or
+    warning (a libjpeg "Corrupt JPEG data" warning comes with a wrong tile) is a RasterIOError naming the
+    window and GDAL's own message, never a silently wrong map."""
+    with gdal_messages() as gdal:
+        try:
+            yield
+        except RasterioIOError as e:
+            cause = (gdal.errors or gdal.warnings or [str(e).strip().splitlines()[0]])[0]
+            raise RasterIOError(f"{src.name}: read failed at {where}: {cause}") from None
+    if gdal.errors or gdal.warnings:
+        raise RasterIOError(f"{src.name}: read failed at {where}: {(gdal.errors or gdal.warnings)[0]}")
+
+
 def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,
                 fill: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """(bands, size, size) float32 pixels and (size, size) validity of a tile that may run past the scene.
@@ -116,12 +185,9 @@ def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: 
     """
     h, w = min(size, src.height - y0), min(size, src.width - x0)
     window = Window(x0, y0, w, h)
-    try:
+    with checked_read(src, f"row {y0}, col {x0} ({h}x{w} px)"):
         data = src.read(bands, window=window).astype(np.float32)
         valid = _dataset_mask(src, window)
-    except RasterioIOError as e:
-        raise RasterIOError(f"{src.name}: read failed at row {y0}, col {x0} ({h}x{w} px); the file is "
-                            f"corrupt or truncated ({str(e).splitlines()[0]})") from None
     if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
         valid &= np.isfinite(data).all(axis=0)
     if not valid.all():
@@ -136,13 +202,10 @@ def read_validity(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, ro
 
 def window_validity(src: rasterio.DatasetReader, bands: Sequence[int], window: Window) -> np.ndarray:
     """(height, width) validity of a window: nodata, alpha, GDAL mask and, for float bands, NaN."""
-    try:
+    with checked_read(src, f"rows {window.row_off}-{window.row_off + window.height}"):
         valid = _dataset_mask(src, window)
         if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
             valid &= np.isfinite(src.read(bands, window=window)).all(axis=0)
-    except RasterioIOError as e:
-        raise RasterIOError(f"{src.name}: read failed at rows {window.row_off}-{window.row_off + window.height}; "
-                            f"the file is corrupt or truncated ({str(e).splitlines()[0]})") from None
     return valid
 
 

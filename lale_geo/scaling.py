@@ -32,6 +32,8 @@ def fixed_scaling(dtype, n: int, input_range: Sequence[float], scale=None) -> Sc
     model. None: the data must be sampled (``percentile_scaling``)."""
     if scale is not None:
         lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in scale)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # inf/nan would scale every pixel to nan
+            raise InvalidInputError(f"scale={scale[0]},{scale[1]}: MIN and MAX must be finite numbers")
         if not (lo < hi).all():
             raise InvalidInputError(f"scale={scale[0]},{scale[1]}: MIN must be below MAX")
         return Scaling(tuple(map(float, lo)), tuple(map(float, hi)), "user --scale")

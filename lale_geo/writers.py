@@ -5,6 +5,8 @@ leaves a half-written file under a final name, and nothing is replaced without `
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import uuid
 import warnings
@@ -14,14 +16,17 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from .errors import InvalidInputError, OutputExistsError
-from .raster import is_remote
+from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError
+from .raster import gdal_messages, is_remote
 from .stitching import OUTPUT_NODATA
 
-__all__ = ["OUTPUT_NODATA", "RasterWriter", "check_output", "publish", "published", "temporary_path"]
+COG_BLOCKSIZE = 512  # the COG gets overviews when the image is larger than one block
+
+__all__ = ["OUTPUT_NODATA", "RasterWriter", "check_output", "locked_outputs", "publish", "published", "temporary_path"]
 
 
 def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
@@ -72,6 +77,53 @@ def publish(tmp: str | Path, final: str | Path, overwrite: bool) -> Path:
     return final
 
 
+def lock_path(final: str | Path) -> Path:
+    """The hidden lock file beside ``final`` that a run writing ``final`` holds."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.lock")
+
+
+def _lock(final: Path) -> int:
+    """Take the lock of ``final`` (an exclusive ``flock``, released by the OS if the process dies) and
+    write this process's pid into it; fail at once, naming the holder, if another run has it."""
+    path = lock_path(final)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RasterIOError(f"{final}: cannot create the lock file {path.name} ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputLockedError(f"{final}: another run (pid {owner}) is writing this output; wait for it "
+                                    "to end or choose another output") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        os.close(fd)  # a run that just ended removed this file: lock the one now under the name
+    with contextlib.suppress(OSError):  # the pid only improves the message of a losing run
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def locked_outputs(paths: Sequence[str | Path]) -> Iterator[None]:
+    """Hold the lock of every output in ``paths`` for the block: a second run to one of them fails at once
+    in one line (:class:`OutputLockedError`) instead of sharing its files."""
+    held: list[tuple[Path, int]] = []
+    try:
+        for path in paths:
+            held.append((Path(path), _lock(Path(path))))
+        yield
+    finally:
+        for path, fd in reversed(held):
+            lock_path(path).unlink(missing_ok=True)  # before the unlock: a waiting run re-checks the name
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def published(final: str | Path, overwrite: bool = False, tag: str | None = None) -> Iterator[Path]:
     """Context manager for a whole-file output: yields a temporary path to write, publishes it to
@@ -89,6 +141,32 @@ def published(final: str | Path, overwrite: bool = False, tag: str | None = None
         tmp.unlink(missing_ok=True)
 
 
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+@contextlib.contextmanager
+def fatal_write_errors(path: Path, doing: str) -> Iterator[None]:
+    """Any GDAL error while ``doing`` something to the output ``path`` ends the run with one line naming
+    ``path`` and GDAL's own first message: rasterio raises some of them and only logs others (a failed
+    COG copy), and a logged error must never let a broken file be published."""
+    with gdal_messages() as gdal:
+        try:
+            yield
+        except LaleGeoError:
+            raise
+        except (RasterioError, CPLE_BaseError, OSError) as e:
+            cause = gdal.errors[0] if gdal.errors else _first_line(str(e)) or type(e).__name__
+            raise RasterIOError(f"{path}: {doing} failed ({cause}); nothing was published") from None
+    if gdal.errors:
+        raise RasterIOError(f"{path}: {doing} failed ({gdal.errors[0]}); nothing was published")
+
+
+def row_digest(data: np.ndarray) -> str:
+    """Checksum of (bands, rows, width) pixels as written, compared with a re-read of the finished file."""
+    return hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()[:16]
+
+
 class RasterWriter:
     """Writes rows of a raster to a hidden temporary file beside the target, then publishes it as a
     COG (tiled, compressed, overviews) under the final name in one rename. Until ``commit`` nothing
@@ -97,6 +175,10 @@ class RasterWriter:
     Each ``write_rows`` reaches the disk before it returns (the file is reopened per write), so a run
     killed at any point keeps every row written so far: with ``key`` (a digest of the run's inputs
     and parameters) the temporary name is stable and ``resume=True`` continues in the same file.
+
+    Every GDAL error is fatal (:func:`fatal_write_errors`), and ``commit`` verifies the finished COG
+    (size, bands, type, overviews, and the checksum of every row band written, in ``digests``) before it
+    publishes it.
     """
 
     def __init__(self, path: str | Path, profile: dict, *, colormap: dict | None = None,
@@ -109,13 +191,23 @@ class RasterWriter:
         self._cog = temporary_path(self.path, f"{key or uuid.uuid4().hex[:8]}.cog")
         self._overview_resampling = overview_resampling
         self._compress = compress
+        self._shape = (profile["count"], profile["height"], profile["width"], np.dtype(profile["dtype"]))
+        self.digests: list[tuple[int, int, str]] = []  # (first row, rows, row_digest) per write_rows
         if resume and self.tmp.exists():
             return
         # Untiled strips with fast ZSTD: rows are written in order, so strips are never re-read.
         profile = dict(profile, driver="GTiff", tiled=False, compress="ZSTD", zstd_level=1,
                        blockysize=16, BIGTIFF="IF_SAFER")
         profile.pop("blockxsize", None)
-        with self._open("w", **profile) as dst:
+        try:
+            self._create(profile, colormap, tags, band_descriptions)
+        except BaseException:
+            self.abort()  # the caller never gets this writer to abort
+            raise
+
+    def _create(self, profile: dict, colormap: dict | None, tags: dict | None,
+                band_descriptions: Sequence[str]) -> None:
+        with fatal_write_errors(self.path, "creating its temporary file"), self._open("w", **profile) as dst:
             if colormap:
                 dst.write_colormap(1, colormap)
             if tags:
@@ -126,23 +218,45 @@ class RasterWriter:
     def _open(self, mode: str, **profile):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(self.tmp, mode, **profile)
+            # The driver is named: a damaged file must fail as a GTiff, not as "not recognized".
+            return rasterio.open(self.tmp, mode, **dict({"driver": "GTiff"}, **profile))
 
     def write_rows(self, y0: int, data: np.ndarray) -> None:
         """Write (bands, rows, width) or (rows, width) data starting at scene row ``y0``."""
-        data = data if data.ndim == 3 else data[None]
-        with self._open("r+") as dst:
+        data = (data if data.ndim == 3 else data[None]).astype(self._shape[3], copy=False)
+        with fatal_write_errors(self.path, f"writing rows {y0}-{y0 + data.shape[1]}"), self._open("r+") as dst:
             dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
+        self.digests.append((y0, data.shape[1], row_digest(data)))
 
     def commit(self) -> Path:
+        """Copy the rows to a COG, verify it and publish it under the final name (temporaries removed)."""
         try:
-            rasterio.shutil.copy(self.tmp, self._cog, driver="COG", COMPRESS=self._compress,
-                                 BLOCKSIZE=512, OVERVIEW_RESAMPLING=self._overview_resampling,
-                                 NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
+            with fatal_write_errors(self.path, "writing the COG"):
+                rasterio.shutil.copy(self.tmp, self._cog, driver="COG", COMPRESS=self._compress,
+                                     BLOCKSIZE=COG_BLOCKSIZE, OVERVIEW_RESAMPLING=self._overview_resampling,
+                                     NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
+            with fatal_write_errors(self.path, "verifying the COG"):
+                self._verify(self._cog)
             publish(self._cog, self.path, self.overwrite)
         finally:
             self.abort()
         return self.path
+
+    def _verify(self, cog: Path) -> None:
+        """The finished file opens, has the size, bands, type and overviews expected, and holds exactly
+        the rows written (their checksums, re-read band by band)."""
+        count, height, width, dtype = self._shape
+        with rasterio.open(cog) as dst:
+            found = (dst.count, dst.height, dst.width, np.dtype(dst.dtypes[0]))
+            if found != self._shape:
+                raise RasterIOError(f"{self.path}: the written file is {found[:3]} {found[3]}, not the "
+                                    f"{self._shape[:3]} {dtype} expected; nothing was published")
+            if max(width, height) > COG_BLOCKSIZE and not dst.overviews(1):
+                raise RasterIOError(f"{self.path}: the written file has no overviews; nothing was published")
+            for y0, rows, digest in self.digests:
+                if row_digest(dst.read(window=Window(0, y0, width, rows))) != digest:
+                    raise RasterIOError(f"{self.path}: rows {y0}-{y0 + rows} read back differ from the rows "
+                                        "written (a failed write?); nothing was published")
 
     def abort(self) -> None:
         """Remove the temporary files."""
