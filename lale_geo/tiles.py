@@ -56,12 +56,27 @@ class ArraySource:
                 pad_to_tile(self.valid[ys, xs], tile.size))
 
 
-def run_batch(engine: Callable, tiles: Sequence[np.ndarray], scale: tuple, batch_size: int) -> np.ndarray:
-    """Logits of ``tiles``, padding the batch to ``batch_size`` so that shapes stay static."""
+def _padded(tiles: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """The tiles stacked and padded (repeating the last) to ``batch_size``: engines see one static shape."""
     stack = np.stack(tiles)
     if len(tiles) < batch_size:
         stack = np.concatenate([stack, np.repeat(stack[-1:], batch_size - len(tiles), axis=0)])
-    return engine(stack, scale)[:len(tiles)]
+    return stack
+
+
+def run_batch(engine: Callable, tiles: Sequence[np.ndarray], scale: tuple, batch_size: int) -> np.ndarray:
+    """Logits of ``tiles``, padding the batch to ``batch_size`` so that shapes stay static."""
+    return engine(_padded(tiles, batch_size), scale)[:len(tiles)]
+
+
+def _start(engine: Engine, stack: np.ndarray, scale: tuple) -> Callable[[], np.ndarray]:
+    """Start the engine on a batch; the returned call waits for its logits. Engines that can run in the
+    background (``engine.start``) compute while the caller reads and stitches; others run right here."""
+    start = getattr(engine, "start", None)
+    if start is not None:
+        return start(stack, scale)
+    logits = engine(stack, scale)
+    return lambda: logits
 
 
 def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: tuple, batch_size: int,
@@ -69,33 +84,52 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
               progress: Callable[[int], None] | None = None) -> int:
     """Read every tile from ``source``, run ``engine`` on batches of ``batch_size`` and call ``add(tile,
     logits)`` in the order of ``tiles`` (``logits`` None for a fully masked tile, which is not run).
-    Returns the number of tiles computed."""
+    Returns the number of tiles computed.
+
+    One batch is in flight while the next is read and the previous one stitched, so that with an
+    engine that runs in the background no core waits on the other's work."""
     queue: list[tuple[Tile, np.ndarray | None]] = []
+    in_flight: list = []  # (tiles of the batch in order, wait for its logits) of the batch being computed
     computed = 0
+
+    def failed(batch, e: Exception) -> LaleGeoError:
+        windows = ", ".join(f"(row {t.y0}, col {t.x0}, {t.size} px)" for t, d in batch if d is not None)
+        return LaleGeoError(f"prediction failed for tiles at {windows}: {e}")
+
+    def finish() -> None:
+        batch, wait = in_flight.pop()
+        try:
+            logits = iter(wait() if wait else ())
+        except Exception as e:
+            raise failed(batch, e) from e
+        for tile, data in batch:
+            add(tile, next(logits) if data is not None else None)
+        if progress:
+            progress(len(batch))
 
     def flush() -> None:
         nonlocal computed
-        todo = [(t, d) for t, d in queue if d is not None]
-        logits = iter(())
-        if todo:
-            try:
-                logits = iter(run_batch(engine, [d for _, d in todo], scale, batch_size))
-            except Exception as e:
-                windows = ", ".join(f"(row {t.y0}, col {t.x0}, {t.size} px)" for t, _ in todo)
-                raise LaleGeoError(f"prediction failed for tiles at {windows}: {e}") from e
-            computed += len(todo)
-        for tile, data in queue:
-            add(tile, next(logits) if data is not None else None)
-        if progress:
-            progress(len(queue))
+        batch = list(queue)
         queue.clear()
+        todo = [d for _, d in batch if d is not None]
+        try:
+            wait = _start(engine, _padded(todo, batch_size), scale) if todo else None
+        except Exception as e:
+            raise failed(batch, e) from e
+        computed += len(todo)
+        if in_flight:
+            finish()  # the batch before: its tiles go to the stitcher before this batch's
+        in_flight.append((batch, wait))
 
     for tile in tiles:
         data, valid = source.read(tile)
         queue.append((tile, data if valid.any() else None))
         if sum(d is not None for _, d in queue) == batch_size:
             flush()
-    flush()
+    if queue:
+        flush()
+    if in_flight:
+        finish()
     return computed
 
 

@@ -51,3 +51,56 @@ def test_unknown_engine_is_refused():
     model, card = random_weights()
     with pytest.raises(InvalidInputError, match="unknown engine"):
         create_engine("tensorrt", (model, card))
+
+
+@pytest.mark.skipif("openvino" not in INSTALLED, reason="openvino is not installed")
+def test_openvino_streams_give_torch_logits_and_keep_two_batches_apart():
+    from lale_geo.engines import OpenVINOEngine, TorchEngine
+
+    model, card = random_weights()
+    engine = OpenVINOEngine(model, card, batch_size=8, tile_size=64, threads=2)
+    assert engine.part == 2  # the batch runs as four parallel requests of two tiles
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(0, 255, (8, 3, 64, 64)).astype(np.float32) for _ in range(2))
+    wait_first = engine.start(first, (0, 255))
+    wait_second = engine.start(second, (0, 255))  # two batches in flight at once
+    reference = TorchEngine(model, card.mean, card.std, "cpu")
+    np.testing.assert_allclose(wait_first(), reference(first, (0, 255)), atol=2e-3)
+    np.testing.assert_allclose(wait_second(), reference(second, (0, 255)), atol=2e-3)
+
+
+def test_the_tile_loop_overlaps_batches_and_keeps_grid_order():
+    """An engine that computes in the background gets the next batch before the previous one is
+    collected; the stitched result equals a plain engine's."""
+    from lale_geo.engines import TorchEngine
+    from lale_geo.tiles import ArraySource, predict_region
+    from lale_geo.tiling import TileGrid
+    from tests.helpers import LocalModel
+
+    plain = TorchEngine(LocalModel(3, radius=1), (0.5,) * 3, (0.25,) * 3, "cpu")
+    events = []
+
+    class Background:
+        num_classes, name = plain.num_classes, "background"
+
+        def start(self, tiles, scale):
+            index = len([e for e in events if e[0] == "start"])
+            events.append(("start", index))
+            logits = plain(tiles, scale)
+
+            def wait():
+                events.append(("wait", index))
+                return logits
+            return wait
+
+        def __call__(self, tiles, scale):
+            return self.start(tiles, scale)()
+
+    image = np.random.default_rng(1).integers(0, 255, (3, 300, 260)).astype(np.float32)
+    grid = TileGrid(300, 260, 64, 16)
+    region = (0, 0, 300, 260)
+    expected = predict_region(ArraySource(image), grid, region, plain, (0, 255), 4)
+    got = predict_region(ArraySource(image), grid, region, Background(), (0, 255), 4)
+    np.testing.assert_array_equal(got, expected)
+    starts = [i for kind, i in events if kind == "start"]
+    assert events[:3] == [("start", 0), ("start", 1), ("wait", 0)] and len(starts) == -(-len(grid) // 4)
