@@ -1,0 +1,166 @@
+"""lale-geo against GeoDeep, the simplest peer, on the same scene with the same network.
+
+    python benchmarks/peer.py [--size 10000] [--rounds 1]
+
+The scene is a real-pixel mosaic (benchmarks/predict.py), written once as a tiled DEFLATE GeoTIFF. GeoDeep
+(PyPI `geodeep`: 512 px tiles, 10 % overlap, keep-middle stitching, onnxruntime, median filter) runs the
+shipped lale_s1_dubai exported for it: input scaled to [0, 1] as GeoDeep feeds it, the card's
+normalisation and a softmax inside the graph, a static 1x3x512x512 input, GeoDeep's metadata (resolution
+= the scene's, so it does not resample; seg_thresh 0, so every pixel keeps its top class; no small-segment
+filter). Ours is `lale-geo predict` with the defaults a `pip install lale_geo` user gets. Each run is its
+own process (wall time includes imports, for both); peak RSS is that process's (os.wait4).
+
+Seam measure: how much more often the label changes between two neighbouring columns (or rows) on the
+method's own tile edges than elsewhere (1.0 = no seam). Ours: the edges of every tile window; GeoDeep's:
+where its keep-middle merge switches from one tile to the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _process import run_measured  # noqa: E402
+from predict import make_scene, make_tile  # noqa: E402
+
+GEODEEP_TILE, GEODEEP_OVERLAP = 512, 0.10
+
+GEODEEP = """
+import sys, geodeep
+from geodeep.segmentation import save_mask_to_raster
+mask = geodeep.run(sys.argv[1], sys.argv[2], output_type="raw", max_threads=2)
+save_mask_to_raster(sys.argv[1], mask, sys.argv[3])
+"""
+
+
+def export_for_geodeep(path: Path, resolution_cm: float) -> Path:
+    """The shipped weights as a GeoDeep "Segmentor": [0, 1] input in, class probabilities out."""
+    import onnx
+    import torch
+
+    from lale_geo.weights import load_weights
+
+    model, card = load_weights("lale_s1_dubai")
+
+    class ForGeoDeep(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model.eval()
+            self.register_buffer("mean", torch.tensor(card.mean).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(card.std).view(1, -1, 1, 1))
+
+        def forward(self, x):
+            return self.net((x - self.mean) / self.std).softmax(1)
+
+    torch.onnx.export(ForGeoDeep(), (torch.zeros(1, 3, GEODEEP_TILE, GEODEEP_TILE),), str(path), dynamo=True,
+                      external_data=False)
+    graph = onnx.load(str(path))
+    meta = {"model_type": json.dumps("Segmentor"), "resolution": str(resolution_cm),
+            "tiles_overlap": str(int(GEODEEP_OVERLAP * 100)), "seg_thresh": "0.0", "seg_small_segment": "0",
+            "class_names": json.dumps({str(c.id): c.name for c in card.classes})}
+    for key, value in meta.items():
+        prop = graph.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(graph, str(path))
+    return path
+
+
+def change_rates(labels: np.ndarray, axis: int) -> np.ndarray:
+    """Share of pixels whose label differs from the next pixel along ``axis``, per column (or row) gap."""
+    a = labels if axis == 1 else labels.T
+    return (a[:, 1:] != a[:, :-1]).mean(0)
+
+
+def seam_measure(labels: np.ndarray, edges: list[int]) -> float:
+    """Change rate across the gaps at ``edges`` (gap g lies between pixels g - 1 and g) over the rate
+    elsewhere, averaged over columns and rows."""
+    ratios = []
+    for axis in (1, 0):
+        rates = change_rates(labels, axis)
+        gaps = sorted({e - 1 for e in edges if 0 < e < len(rates) + 1})
+        on = np.zeros(len(rates), bool)
+        on[gaps] = True
+        ratios.append(rates[on].mean() / max(rates[~on].mean(), 1e-9))
+    return float(np.mean(ratios))
+
+
+def our_edges(size: int, tile: int, overlap: int) -> list[int]:
+    from lale_geo.tiling import axis_origins
+
+    origins = axis_origins(size, tile, overlap)
+    return sorted({o for o in origins} | {o + tile for o in origins})
+
+
+def geodeep_edges(size: int) -> list[int]:
+    """Where GeoDeep's keep-middle merge switches tiles: each window after the first starts to count
+    half an overlap into it."""
+    from geodeep.slidingwindow import generate_for_size
+
+    pad = int(GEODEEP_OVERLAP * GEODEEP_TILE) // 2
+    offsets = sorted({w.col_off for w in generate_for_size(size, size, GEODEEP_TILE, GEODEEP_OVERLAP, clip=False)})
+    return [o + pad for o in offsets if o > 0]
+
+
+def labels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    from lale_geo.weights import load_card
+
+    card = load_card("lale_s1_dubai")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ.setdefault("LALE_GEO_CACHE", str(folder / "cache"))
+        scene = folder / f"scene_{args.size}.tif"
+        rasterio.shutil.copy(make_scene(make_tile(folder), args.size, folder), scene, driver="GTiff", tiled=True,
+                             blockxsize=512, blockysize=512, compress="DEFLATE")
+        with rasterio.open(scene) as src:
+            resolution_cm = abs(src.transform.a) * 100
+        model = export_for_geodeep(folder / "lale_s1_geodeep.onnx", resolution_cm)
+        ours_cmd = [sys.executable, "-m", "lale_geo.cli.main", "-q", "predict", str(scene), "-o",
+                    str(folder / "ours.tif"), "--overwrite"]
+        theirs_cmd = [sys.executable, "-c", GEODEEP, str(scene), str(model), str(folder / "geodeep.tif")]
+        small = folder / "small.tif"
+        rasterio.shutil.copy(make_scene(make_tile(folder), 600, folder), small, driver="GTiff")
+        run_measured(ours_cmd[:5] + [str(small), "-o", str(folder / "warm.tif"), "--overwrite"])  # ONNX cache
+        runs = {"lale-geo predict": [], "GeoDeep": []}
+        for _ in range(args.rounds):  # interleaved
+            runs["lale-geo predict"].append(run_measured(ours_cmd)[:2])
+            runs["GeoDeep"].append(run_measured(theirs_cmd)[:2])
+        ours, theirs = labels(folder / "ours.tif"), labels(folder / "geodeep.tif")
+        seams = {"lale-geo predict": seam_measure(ours, our_edges(args.size, card.tile_size, card.overlap)),
+                 "GeoDeep": seam_measure(theirs, geodeep_edges(args.size))}
+    mp = args.size**2 / 1e6
+    seconds = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
+    print(f"scene: {args.size} x {args.size} real-pixel mosaic, 0.5 m; network lale_s1_dubai for both; "
+          f"{os.cpu_count()} CPUs; median of {args.rounds} interleaved round(s)")
+    print("| tool | tiling | seconds | MP/s | speed vs GeoDeep | peak RSS MB | seam measure |")
+    print("|---|---|---|---|---|---|---|")
+    tilings = {"lale-geo predict": f"{card.tile_size}/{card.overlap} blended",
+               "GeoDeep": f"{GEODEEP_TILE}/{int(GEODEEP_TILE * GEODEEP_OVERLAP)} keep-middle"}
+    for name, r in runs.items():
+        rss = max(m for _, m in r)
+        print(f"| {name} | {tilings[name]} | {seconds[name]:.1f} | {mp / seconds[name]:.2f} | "
+              f"{seconds['GeoDeep'] / seconds[name]:.2f} | {rss:.0f} | {seams[name]:.2f} |")
+    print(f"map agreement (same class): {100 * (ours == theirs).mean():.1f} % of pixels")
+    print("raw:", json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main()
