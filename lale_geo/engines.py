@@ -137,21 +137,26 @@ class OpenVINOEngine:
 
     PART = 2  # tiles per request when the batch is split across streams
 
-    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int) -> None:
+    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int,
+                 int8_model: Path | None = None) -> None:
         import openvino as ov
 
+        if int8_model is not None and batch_size % self.PART:
+            raise InvalidInputError(f"batch_size={batch_size}: the INT8 model runs batches of a multiple of "
+                                    f"{self.PART}")
         split = threads > 1 and batch_size % self.PART == 0 and batch_size > self.PART
-        self.part = self.PART if split else batch_size
+        self.part = self.PART if split or int8_model is not None else batch_size
         # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
         config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else
                       {"PERFORMANCE_HINT": "LATENCY"})
-        self.compiled = ov.Core().compile_model(str(export_onnx(model, card, self.part, tile_size)), "CPU", config)
+        source = int8_model or export_onnx(model, card, self.part, tile_size)  # the INT8 model has batch PART
+        self.compiled = ov.Core().compile_model(str(source), "CPU", config)
         parts = batch_size // self.part
         self._sets = [[self.compiled.create_infer_request() for _ in range(parts)] for _ in range(2)]
         self._next = 0
         self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
-        self.name = "openvino-cpu"
+        self.name = "openvino-cpu-int8" if int8_model is not None else "openvino-cpu"
 
     def start(self, tiles: np.ndarray, scale: tuple):
         """Start a batch; returns the call that waits for its logits (a copy: the buffers are reused).
@@ -220,10 +225,13 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
 
 
 def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
-                  tile_size: int = 512, threads: int | None = None) -> Engine:
+                  tile_size: int = 512, threads: int | None = None, int8_model: Path | None = None) -> Engine:
     """An engine for ``weights`` (a (model, card) pair); ``auto`` falls back to torch (with a log line)
-    when the export or compile fails."""
+    when the export or compile fails. ``int8_model``: run that INT8 OpenVINO model instead (the caller
+    checked that the card allows it, see :class:`lale_geo.settings.InferenceSettings`)."""
     model, card = weights
+    if int8_model is not None:
+        return OpenVINOEngine(model, card, batch_size, tile_size, threads or torch.get_num_threads(), int8_model)
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     resolved = resolve_device(device)
@@ -263,7 +271,7 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def shared_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
-                  tile_size: int = 512, threads: int | None = None) -> Engine:
+                  tile_size: int = 512, threads: int | None = None, int8_model: Path | None = None) -> Engine:
     """One engine per process, weights and shape: Dask tasks on a worker reuse it instead of exporting
     or compiling per block. Keyed by the tensors' digest, so an in-memory model shipped to a worker
     finds its engine again although each task gets its own copy of the model object.
@@ -271,11 +279,12 @@ def shared_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
     Calls are serialised: each engine already uses every core it was given, so two Dask threads
     running it at once would only oversubscribe them (while one runs the network, the other reads
     and stitches)."""
-    key = (engine, weights_digest(weights[0]), device, batch_size, tile_size, threads)
+    key = (engine, weights_digest(weights[0]), device, batch_size, tile_size, threads, int8_model)
     with _ENGINES_LOCK:  # Dask threads of one worker: build once, not once per thread
         if key not in _ENGINES_BY_KEY:
             _ENGINES_BY_KEY[key] = SerialisedEngine(create_engine(
-                engine, weights, device=device, batch_size=batch_size, tile_size=tile_size, threads=threads))
+                engine, weights, device=device, batch_size=batch_size, tile_size=tile_size, threads=threads,
+                int8_model=int8_model))
         return _ENGINES_BY_KEY[key]
 
 

@@ -74,6 +74,7 @@ def _tags(resolved: ResolvedSettings, scaling: Scaling, bands: list[int], engine
         "LALE_GEO_CLASSES": json.dumps(card.class_names),
         "LALE_GEO_UNTRAINED": "yes" if card.training.get("untrained") else "no",
         "LALE_GEO_TTA": resolved.settings.tta,
+        "LALE_GEO_PRECISION": resolved.settings.precision,
         "LALE_GEO_SETTINGS": resolved.to_json(),
     }
 

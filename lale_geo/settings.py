@@ -3,14 +3,17 @@ completed from the card and checked) and used as they are by predict, plan, segm
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .engines import ENGINES, Engine, ModelAndCard, create_engine, shared_engine
+from .engines import ENGINES, Engine, ModelAndCard, create_engine, resolve_device, shared_engine
 from .errors import InvalidInputError
 from .tta import TTA_MODES, tta_transforms, with_tta
-from .weights import DEFAULT_WEIGHTS, load_weights_once
+from .weights import DEFAULT_WEIGHTS, load_weights_once, verified_int8_model
+
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class InferenceSettings:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         engine: ``auto``, ``torch``, ``onnxruntime`` or ``openvino``.
         tta: test-time augmentation, ``none``, ``flips`` (4 passes) or ``d4`` (8); logits are averaged.
+        precision: ``fp32``, ``int8`` (the weights' INT8 OpenVINO model) or ``auto``: INT8 only where the
+            card says that model passed its check against fp32 (lale_geo.quantize) and the run can use it
+            (OpenVINO on the CPU, the card's tile size, shipped or local weights).
         strict_domain: refuse, instead of warning about, a scene unlike the weights' training data.
     """
 
@@ -40,6 +46,7 @@ class InferenceSettings:
     engine: str = "auto"
     tta: str = "none"
     strict_domain: bool = False
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         # Normalise types so that settings compare and serialise the same however they were given.
@@ -53,6 +60,8 @@ class InferenceSettings:
             raise InvalidInputError(f"batch_size={self.batch_size}: must be at least 1")
         if self.engine not in ENGINES:
             raise InvalidInputError(f"engine={self.engine}: unknown; use one of {', '.join(ENGINES)}")
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(f"precision={self.precision}: unknown; use one of {', '.join(PRECISIONS)}")
         if self.tta not in TTA_MODES:
             raise InvalidInputError(f"tta={self.tta}: unknown; use one of {', '.join(TTA_MODES)}")
 
@@ -74,7 +83,29 @@ class InferenceSettings:
         tta_transforms(self.tta, card)  # refuses transforms the weights were not trained with
         resolved = replace(self, weights=None if model is not None else (self.weights or DEFAULT_WEIGHTS),
                            tile_size=tile_size, overlap=overlap)
-        return ResolvedSettings(resolved, pair)
+        return ResolvedSettings(replace(resolved, precision=resolved._decide_precision(card)), pair)
+
+    def _decide_precision(self, card) -> str:
+        """``fp32`` or ``int8`` for these (resolved) settings: ``int8`` is refused with the reason when it
+        cannot run, ``auto`` falls back to fp32 then."""
+        why_not = None
+        if not card.int8:
+            why_not = "the weights have no INT8 model"
+        elif self.weights is None:
+            why_not = "the weights are an in-memory model (the INT8 model lives beside weights files)"
+        elif self.engine not in ("auto", "openvino") or resolve_device(self.device).type != "cpu":
+            why_not = "the INT8 model runs on OpenVINO on the CPU"
+        elif not importlib.util.find_spec("openvino"):
+            why_not = "openvino is not installed"
+        elif self.tile_size != card.int8.get("tile_size"):
+            why_not = f"the INT8 model was made for {card.int8.get('tile_size')} px tiles"
+        elif self.batch_size % card.int8.get("batch", 1):
+            why_not = f"the INT8 model runs batches of a multiple of {card.int8.get('batch')}"
+        if self.precision == "int8" and why_not:
+            raise InvalidInputError(f"precision=int8: {why_not}; use precision=fp32")
+        if self.precision == "auto" and (why_not or not card.int8.get("passed")):
+            return "fp32"
+        return "int8" if self.precision in ("int8", "auto") else "fp32"
 
 
 @dataclass(frozen=True)
@@ -106,8 +137,9 @@ class ResolvedSettings:
         process and weights, as Dask tasks need (see :func:`lale_geo.engines.shared_engine`)."""
         s = self.settings
         make = shared_engine if shared else create_engine
+        int8 = verified_int8_model(s.weights, self.card) if s.precision == "int8" else None
         engine = make(s.engine, self.model, device=s.device, batch_size=s.batch_size, tile_size=s.tile_size,
-                      threads=threads)
+                      threads=threads, int8_model=int8)
         return with_tta(engine, s.tta, self.card)
 
     def to_json(self) -> str:

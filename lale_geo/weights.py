@@ -57,6 +57,7 @@ class WeightsCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     lale_geo_version: str = ""
     domain: dict[str, Any] | None = None  # a lale_geo.domain.DomainProfile as a dict; None: not checked
+    int8: dict[str, Any] | None = None  # an INT8 OpenVINO model beside the weights (lale_geo.quantize); None: none
 
     def __post_init__(self) -> None:
         where = f"weights card {self.name!r}"
@@ -96,6 +97,8 @@ class WeightsCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "weights card") -> WeightsCard:
+        if not isinstance(data, dict):
+            raise WeightsError(f"{source}: a weights card is a JSON object, not {_json_kind(data)}")
         known = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
@@ -110,6 +113,7 @@ class WeightsCard:
                             for c in data["classes"])
         except (KeyError, TypeError) as e:
             raise WeightsError(f"{source}: each class needs id, name and colour ({e})") from None
+        _check_field_types(data, source)
         values = dict(data, classes=classes, bands=tuple(data["bands"]),
                       input_range=tuple(data["input_range"]), mean=tuple(data["mean"]),
                       std=tuple(data["std"]))
@@ -131,8 +135,45 @@ class WeightsCard:
 
     def build_model(self) -> nn.Module:
         """The card's model with random weights (load weights into it with ``load_weights``)."""
-        return create_model(self.model, num_classes=self.num_classes, in_chans=len(self.bands),
-                            **self.model_kwargs)
+        try:
+            return create_model(self.model, num_classes=self.num_classes, in_chans=len(self.bands),
+                                **self.model_kwargs)
+        except (TypeError, ValueError) as e:  # model_kwargs the model does not take
+            raise WeightsError(f"weights card {self.name!r}: model_kwargs do not fit model {self.model!r} "
+                               f"({e})") from None
+
+
+# Field -> (JSON kinds allowed, what to say): the card is user input, so every type is checked before use
+# (a wrong one would otherwise surface later as a TypeError deep in the pipeline).
+_NUMBER = (int, float)
+_SCALARS = {"name": (str, "a string"), "model": (str, "a string"), "license": (str, "a string"),
+            "sha256": (str, "a string"), "tile_size": (int, "an integer"), "overlap": (int, "an integer"),
+            "model_kwargs": (dict, "an object"), "training": (dict, "an object"), "metrics": (dict, "an object"),
+            "lale_geo_version": (str, "a string"), "domain": ((dict, type(None)), "an object or null")}
+_LISTS = {"bands": (str, "strings"), "input_range": (_NUMBER, "numbers"), "mean": (_NUMBER, "numbers"),
+          "std": (_NUMBER, "numbers")}
+
+
+def _json_kind(value: Any) -> str:
+    """How JSON calls ``value``'s type, for messages."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+             int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _check_field_types(data: dict[str, Any], source: str) -> None:
+    """Every field of a card has its JSON type (booleans are not numbers); raise WeightsError naming the
+    first field that does not."""
+    for name, (kinds, what) in _SCALARS.items():
+        value = data.get(name)
+        if name in data and (not isinstance(value, kinds) or isinstance(value, bool) and kinds is not bool):
+            raise WeightsError(f"{source}: {name} must be {what}, not {_json_kind(value)}")
+    for name, (kinds, what) in _LISTS.items():
+        value = data[name]
+        if not isinstance(value, list) or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in value):
+            raise WeightsError(f"{source}: {name} must be a list of {what}, not {json.dumps(value)[:80]}")
+    if len(data["input_range"]) != 2:
+        raise WeightsError(f"{source}: input_range must be two numbers [min, max]")
 
 
 def shipped_weights_dir() -> Path:
@@ -180,12 +221,30 @@ def load_weights(name_or_path: str | Path = DEFAULT_WEIGHTS) -> tuple[nn.Module,
         raise WeightsError(f"{tensors}: sha256 {actual} does not match its card ({card.sha256}); "
                            "the file is corrupt or belongs to other weights")
     model = card.build_model()
-    try:
-        model.load_state_dict(load_file(str(tensors)), strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise WeightsError(f"{tensors}: tensors do not fit model {card.model!r}: {first}") from None
+    state = load_file(str(tensors))
+    mismatch = describe_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise WeightsError(f"{tensors}: tensors do not fit model {card.model!r} of its card "
+                           f"({card.num_classes} classes, {len(card.bands)} bands): {mismatch}")
+    model.load_state_dict(state, strict=True)
     return model.eval(), card
+
+
+def describe_mismatch(expected: dict[str, Any], found: dict[str, Any], examples: int = 2) -> str:
+    """One line saying how the tensors ``found`` differ from the model's ``expected`` state (missing,
+    unexpected, other shapes, with a few names each), or "" when they fit. Torch's own message lists every
+    tensor over many lines, and its first line says nothing of what differs."""
+    def some(names: list[str]) -> str:
+        more = f" and {len(names) - examples} more" if len(names) > examples else ""
+        return ", ".join(names[:examples]) + more
+
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} {tuple(found[k].shape)} in the file, {tuple(v.shape)} in the model"
+              for k, v in expected.items() if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    parts = [f"{len(names)} {what} ({some(names)})" for what, names in
+             (("tensor(s) of another shape", shapes), ("missing", missing), ("unexpected", unexpected)) if names]
+    return "; ".join(parts)
 
 
 def save_weights(model: nn.Module, card_fields: dict[str, Any], base: str | Path) -> WeightsCard:
@@ -225,6 +284,25 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
         std=(0.229, 0.224, 0.225), tile_size=512, overlap=128, license="n/a", sha256=digest,
         training={"untrained": True, "seed": seed})
     return net, card
+
+
+def int8_paths(name_or_path: str | Path) -> tuple[Path, Path]:
+    """(model .xml, weights .bin) of the INT8 OpenVINO model beside the weights (see lale_geo.quantize)."""
+    tensors, _ = resolve_weights(name_or_path)
+    base = tensors.with_suffix("")
+    return base.with_name(base.name + ".int8.xml"), base.with_name(base.name + ".int8.bin")
+
+
+def verified_int8_model(name_or_path: str | Path, card: WeightsCard) -> Path:
+    """The INT8 model's .xml path, once its .bin matches the checksum its card records."""
+    xml, binary = int8_paths(name_or_path)
+    if not card.int8 or not xml.is_file() or not binary.is_file():
+        raise WeightsError(f"{card.name}: no INT8 model beside the weights ({xml.name}); make one with "
+                           "lale_geo.quantize or use precision=fp32")
+    actual = sha256_of(binary)
+    if actual != card.int8.get("sha256"):
+        raise WeightsError(f"{binary}: sha256 {actual} does not match its card ({card.int8.get('sha256')})")
+    return xml
 
 
 def load_weights_once(name_or_path: str | Path) -> tuple[nn.Module, WeightsCard]:

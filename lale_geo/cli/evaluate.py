@@ -10,7 +10,7 @@ from ..datasets import load_split, resolve_class_table
 from ..engines import ENGINES, TorchEngine
 from ..errors import DatasetError
 from ..evaluation import Tiling, evaluate
-from ..settings import InferenceSettings
+from ..settings import PRECISIONS, InferenceSettings
 from ..tta import TTA_MODES
 from .options import (
     batch_size_option,
@@ -63,18 +63,20 @@ def format_table(result: dict) -> str:
               help="Inference engine, chosen as lale-geo predict chooses it.")
 @click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
               help="Test-time augmentation, as for lale-geo predict.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="As for lale-geo predict (auto: INT8 where the card says it passed).")
 @click.option("--agreement/--no-agreement", default=True, show_default=True,
               help="Also measure how much the map depends on the tile grid: tiled vs untiled (the whole image "
                    "in one torch call) and tiled vs a grid shifted by 200 px (about 3x the time).")
 @in_memory_option
 @json_option
-def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, tta, agreement,
-            in_memory_mb, as_json) -> None:
+def command(weights, data_root, classes, split, tile_size, overlap, batch_size, device, engine, tta, precision,
+            agreement, in_memory_mb, as_json) -> None:
     """Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix on a split.
 
     Images are tiled exactly as lale-geo predict tiles a scene (the same settings and defaults)."""
     resolved = InferenceSettings(weights=weights, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
-                                 device=device, engine=engine, tta=tta).resolve()
+                                 device=device, engine=engine, tta=tta, precision=precision).resolve()
     card = resolved.card
     table = resolve_class_table(data_root, classes)
     if list(table.class_names) != card.class_names:
@@ -86,5 +88,5 @@ def command(weights, data_root, classes, split, tile_size, overlap, batch_size, 
     result = evaluate(runner, samples, card.class_names, Tiling(resolved.tile_size, resolved.overlap, batch_size),
                       mean=card.mean, input_range=card.input_range, whole_image=whole_image)
     result.update(weights=card.name, split=split, images=len(samples), tile_size=resolved.tile_size,
-                  overlap=resolved.overlap, engine=runner.name)
+                  overlap=resolved.overlap, engine=runner.name, precision=resolved.settings.precision)
     click.echo(json.dumps(result, indent=2) if as_json else format_table(result))

@@ -21,6 +21,8 @@ COMMANDS = {
     "models": ("models", "List registered models (params, GMACs with attention matmuls, output stride) and "
                          "shipped weights."),
     "predict": ("predict", "Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."),
+    "quantize": ("quantize", "Make an INT8 OpenVINO model of the weights and check it against fp32 on validation "
+                             "images."),
     "preview": ("preview", "Quicklook PNG of the class map SRC (downsampled through its overviews), with a legend."),
     "stac": ("stac", "A STAC item (projection, file and classification extensions) for the lale-geo map SRC."),
     "train": ("train", "Train MODEL on DATA and keep the weights that score best on the validation split."),

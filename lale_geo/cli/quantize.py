@@ -1,0 +1,30 @@
+"""``lale-geo quantize``: an INT8 OpenVINO model for weights, kept only where it keeps the map."""
+
+from __future__ import annotations
+
+import click
+
+from .options import data_option, weights_option
+
+
+@click.command("quantize")
+@weights_option
+@data_option
+@click.option("--split", default="train", show_default=True, help="Calibration tiles come from this split.")
+@click.option("--val-split", default="val", show_default=True, help="INT8 is checked against fp32 on this split.")
+@click.option("--tiles", type=click.IntRange(min=8), default=256, show_default=True, help="Calibration tiles.")
+def command(weights, data_root, split, val_split, tiles) -> None:
+    """Make an INT8 OpenVINO model of the weights and check it against fp32 on validation images."""
+    import shlex
+    import sys
+
+    from ..quantize import quantize
+    from ..weights import DEFAULT_WEIGHTS
+
+    command_line = "lale-geo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    entry = quantize(weights or DEFAULT_WEIGHTS, data_root, split=split, val_split=val_split,
+                     calibration_tiles=tiles, command=command_line)
+    verdict = "passed: precision auto will use it" if entry["passed"] else "failed: precision auto keeps fp32"
+    click.echo(f"wrote {entry['model']}: val macro F1 {entry['val_macro_f1']:.4f} (fp32 "
+               f"{entry['fp32_val_macro_f1']:.4f}), pixel agreement {100 * entry['pixel_agreement']:.2f} %; "
+               f"{verdict} ({entry['rule']})")
