@@ -18,10 +18,7 @@ def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None
     """Class names: ``--classes`` JSON ({"id": "name"} or a class table with "classes"), our
     LALE_GEO_CLASSES tag, a WorldCover-style "legend" tag, or the band's category names."""
     if classes_file is not None:
-        data = json.loads(Path(classes_file).read_text())
-        if isinstance(data, dict) and "classes" in data:
-            return {int(c.get("value", c["id"])): c["name"] for c in data["classes"]}
-        return {int(k): str(v) for k, v in data.items()}
+        return read_class_names(classes_file)
     tags = src.tags()
     if "LALE_GEO_CLASSES" in tags:
         return dict(enumerate(json.loads(tags["LALE_GEO_CLASSES"])))
@@ -30,6 +27,37 @@ def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None
         if pairs:
             return {int(k): v for k, v in pairs}
     return {}
+
+
+def read_class_names(path: str | Path) -> dict[int, str]:
+    """{id: name} from a ``--classes`` JSON file: {"1": "Tree", ...} or a class table
+    ({"classes": [{"id" or "value": 1, "name": "Tree"}, ...]}).
+
+    Raises:
+        InvalidInputError: unreadable or not JSON, another shape, or ids that are not integers.
+    """
+    expected = 'expected {"1": "Tree", ...} or a class table {"classes": [{"id": 1, "name": "Tree"}, ...]}'
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot read the class names ({e.strerror or e})") from None
+    except ValueError as e:  # JSONDecodeError, and UnicodeDecodeError for a binary file
+        raise InvalidInputError(f"{path}: class names are not valid JSON ({e}); {expected}") from None
+    try:
+        if isinstance(data, dict) and "classes" in data:
+            return {_class_id(c.get("value", c["id"])): str(c["name"]) for c in data["classes"]}
+        if isinstance(data, dict):
+            return {_class_id(k): str(v) for k, v in data.items()}
+    except (TypeError, KeyError, AttributeError, ValueError) as e:
+        raise InvalidInputError(f"{path}: bad class names ({type(e).__name__}: {e}); {expected}") from None
+    raise InvalidInputError(f"{path}: class names must be a JSON object, not {type(data).__name__}; {expected}")
+
+
+def _class_id(key) -> int:
+    """A class id from JSON: an integer, or a string holding one ("3", "-1"); not 1.5, "a" or true."""
+    if isinstance(key, bool) or not isinstance(key, (int, str)) or not re.fullmatch(r"-?\d+", str(key).strip()):
+        raise ValueError(f"class id {key!r} is not an integer")
+    return int(key)
 
 
 def check_class_raster(src: rasterio.DatasetReader) -> None:

@@ -12,6 +12,7 @@ from rasterio.enums import ColorInterp, Resampling
 from .classmap import class_names_for
 from .errors import InvalidInputError
 from .raster import open_raster
+from .writers import published
 
 
 def _shape(height: int, width: int, size: int) -> tuple[int, int]:
@@ -38,8 +39,9 @@ def _input_rgb(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_input: str | Path | None = None,
-                   classes_file: str | Path | None = None) -> list[str]:
-    """Write a PNG quicklook of the class map ``src``; returns the class names in its legend."""
+                   classes_file: str | Path | None = None, overwrite: bool = True) -> list[str]:
+    """Write a PNG quicklook of the class map ``src``; returns the class names in its legend. The PNG is
+    published only once complete; without ``overwrite`` an existing ``dst`` is never replaced."""
     with open_raster(src) as dataset:
         if dataset.count != 1 or not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
             raise InvalidInputError(f"{src}: expected one band of integer class ids")
@@ -51,17 +53,20 @@ def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_i
             colormap = {}
         names = class_names_for(dataset, classes_file)
         nodata = dataset.nodata
-    lut = np.full((int(labels.max(initial=0)) + 1, 3), 255, np.uint8)
-    rng = np.random.default_rng(0)
-    for value in np.unique(labels):
-        if value != nodata:
-            lut[value] = colormap.get(int(value), tuple(rng.integers(0, 256, 3)))[:3]
-    picture = lut[labels]
+    present = [int(v) for v in np.unique(labels) if v != nodata]
+    negative = [v for v in present if v < 0]
+    present = [v for v in present if v >= 0]
+    colours = class_colours(present, colormap)
+    picture = paint(labels, colours)
     panels = [Image.fromarray(picture)]
     if with_input is not None:
         panels.insert(0, Image.fromarray(_input_rgb(with_input, shape)))
-    present = [int(v) for v in np.unique(labels) if v != nodata]
     legend_names = [names.get(v, f"class {v}") for v in present]
+    if negative:  # not class ids (a colour table has none): drawn as nodata, and the legend says so
+        shown = ", ".join(map(str, negative[:3])) + (", ..." if len(negative) > 3 else "")
+        legend_names.append(f"negative ids {shown}: not drawn (as nodata)")
+        colours[NEGATIVE] = NODATA_COLOUR
+        present.append(NEGATIVE)
     font = ImageFont.load_default(size=16)
     row, pad = 24, 12
     legend_w = 40 + max((int(font.getlength(n)) for n in legend_names), default=60) + 2 * pad
@@ -74,7 +79,27 @@ def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_i
     draw = ImageDraw.Draw(canvas)
     for i, (value, name) in enumerate(zip(present, legend_names)):
         y = pad + i * row
-        draw.rectangle([x + pad, y, x + pad + 18, y + 18], fill=tuple(int(c) for c in lut[value]), outline="black")
+        draw.rectangle([x + pad, y, x + pad + 18, y + 18], fill=colours[value], outline="black")
         draw.text((x + pad + 28, y), name, fill="black", font=font)
-    canvas.save(dst, format="PNG")
+    with published(dst, overwrite) as tmp:
+        canvas.save(tmp, format="PNG")
     return legend_names
+
+
+NODATA_COLOUR = (255, 255, 255)
+NEGATIVE = "negative"  # legend key of the negative ids
+
+
+def class_colours(values: list[int], colormap: dict) -> dict[int, tuple[int, int, int]]:
+    """A colour per class id: the raster's colour table, else a fixed pseudo-random colour."""
+    rng = np.random.default_rng(0)
+    return {v: tuple(int(c) for c in colormap.get(v, tuple(rng.integers(0, 256, 3)))[:3]) for v in values}
+
+
+def paint(labels: np.ndarray, colours: dict[int, tuple[int, int, int]]) -> np.ndarray:
+    """(h, w, 3) RGB of class ids: ids in ``colours`` get theirs, any other (nodata, negative ids) white.
+    A lookup by rank of the distinct ids, not by id: negative ids would index from the end of a table,
+    and a uint32 id would size it."""
+    uniques, inverse = np.unique(labels, return_inverse=True)
+    table = np.array([colours.get(int(v), NODATA_COLOUR) for v in uniques], np.uint8).reshape(-1, 3)
+    return table[inverse.reshape(labels.shape)]

@@ -21,11 +21,12 @@ import pyogrio
 import rasterio
 import rasterio.features
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.windows import Window
 from shapely.geometry import shape
 
 from .classmap import check_class_raster, class_names_for
-from .errors import InvalidInputError
+from .errors import InvalidInputError, RasterIOError
 from .raster import open_raster
 from .writers import check_output, published
 
@@ -281,15 +282,34 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     # MultiPolygons, mixed with Polygons in one layer, which only an untyped layer takes as they are.
     geometry_type = "Unknown" if options.get("connectivity", 4) == 8 else "Polygon"
     try:
-        with published(dst, overwrite) as tmp:
+        with published(dst, overwrite, errors=VECTOR_WRITE_ERRORS) as tmp:
             pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), tmp,
                                 driver=FORMATS[suffix], layer=layer or dst.stem, geometry_type=geometry_type,
                                 crs=first.crs.to_wkt() if first.crs else None)
+            verify_layer(tmp, dst, layer or dst.stem, summary.polygons)
         if not summary.polygons:
             warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
     finally:
         frames.close()  # the raster stays open in the generator until it finishes or is closed
     return summary
+
+
+# What OGR raises for a failed write (a full disk, an unusable path): failures of the output,
+# reported in one line, not tracebacks.
+VECTOR_WRITE_ERRORS = (DataSourceError, DataLayerError)
+
+
+def verify_layer(path: Path, dst: Path, layer: str | None, polygons: int) -> None:
+    """The written file opens and holds all ``polygons`` (a write that failed without raising, e.g. on
+    a full disk, must not be published)."""
+    try:
+        features = pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"]
+    except VECTOR_WRITE_ERRORS as e:
+        raise RasterIOError(f"{dst}: the written file cannot be read back ({str(e).splitlines()[0][:200]}); "
+                            "nothing was published") from None
+    if features != polygons:
+        raise RasterIOError(f"{dst}: the written file holds {features} polygons, not the {polygons} written; "
+                            "nothing was published")
 
 
 def _arrow_table(frame: gpd.GeoDataFrame) -> pa.Table:
@@ -332,13 +352,14 @@ def write_layer(frame: gpd.GeoDataFrame, dst: str | Path, *, layer: str | None =
     """Write polygons by extension (.gpkg, .parquet, .fgb, .geojson), published when complete."""
     dst = check_vector_output(dst, overwrite)
     suffix = dst.suffix.lower()
-    with published(dst, overwrite) as tmp:
+    with published(dst, overwrite, errors=VECTOR_WRITE_ERRORS) as tmp:
         if suffix == ".parquet":
             frame.to_parquet(tmp)
         else:
             kwargs = {"layer": layer or dst.stem} if suffix == ".gpkg" else {}
             # as the streamed layers: MultiPolygons (8-connectivity) beside Polygons, not all promoted
             frame.to_file(tmp, driver=FORMATS[suffix], engine="pyogrio", promote_to_multi=False, **kwargs)
+            verify_layer(tmp, dst, kwargs.get("layer"), len(frame))
     return dst
 
 

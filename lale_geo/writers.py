@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,7 +42,19 @@ def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path]
         raise InvalidInputError(f"{path}: output folder {folder} is not writable")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: exists; pass overwrite=True to replace it")
+    _probe_folder(path)
     return path
+
+
+def _probe_folder(path: Path) -> None:
+    """Create and remove a file beside ``path``: the only sure test that files can be made there (a folder
+    may be writable by its mode yet refuse files, e.g. /proc, a read-only mount), before any work."""
+    probe = temporary_path(path, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.probe")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot create files in {path.parent} ({e.strerror or e})") from None
+    os.unlink(probe)
 
 
 def temporary_path(final: str | Path, tag: str | None = None) -> Path:
@@ -125,9 +138,18 @@ def locked_outputs(paths: Sequence[str | Path]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def published(final: str | Path, overwrite: bool = False, tag: str | None = None) -> Iterator[Path]:
+def published(final: str | Path, overwrite: bool = False, tag: str | None = None,
+              errors: tuple[type[BaseException], ...] = ()) -> Iterator[Path]:
     """Context manager for a whole-file output: yields a temporary path to write, publishes it to
-    ``final`` when the block ends without error, removes it otherwise.
+    ``final`` when the block ends without error, removes it otherwise (temporary files beside it that
+    its writer made too, such as SQLite's journal of a GeoPackage).
+
+    Args:
+        final: the output path.
+        overwrite: replace an existing ``final`` (only at the very end).
+        tag: the temporary name's tag (default: unique to this run).
+        errors: more exception types that mean "the write failed" (e.g. pyogrio's); with OSError and
+            GDAL's errors they end in one :class:`RasterIOError` naming ``final`` and the cause.
 
     Example:
         >>> with published("item.json", overwrite=False) as tmp:
@@ -135,31 +157,51 @@ def published(final: str | Path, overwrite: bool = False, tag: str | None = None
     """
     tmp = temporary_path(final, tag)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except LaleGeoError:
+            raise
+        except (RasterioError, CPLE_BaseError, OSError, *errors) as e:
+            # GDAL's logged errors are not collected here (that is fatal_write_errors' job, for callers
+            # that write with GDAL): a journal written beside a reading thread must not catch its messages.
+            raise RasterIOError(f"{final}: writing failed ({_first_line(str(e)) or type(e).__name__}); "
+                                "nothing was published") from None
         publish(tmp, final, overwrite)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp, *(tmp.with_name(tmp.name + side) for side in ("-journal", "-wal", "-shm")))
 
 
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0]
+def _remove_quietly(*paths: Path) -> None:
+    """Remove temporary files; one that cannot be removed must not hide the error that ended the run."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    """The first line of a message, its middle cut out past ``limit`` characters (an SQL error quotes its
+    whole statement; the reason is at the end)."""
+    line = (text.strip().splitlines() or [""])[0]
+    line = re.sub(r"sqlite3_exec\(.*\) failed: ", "SQLite: ", line)  # the statement says nothing to a user
+    return line if len(line) <= limit else f"{line[:limit // 3]} ... {line[-(limit - limit // 3):]}"
 
 
 @contextlib.contextmanager
-def fatal_write_errors(path: Path, doing: str) -> Iterator[None]:
+def fatal_write_errors(path: Path, doing: str, errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Any GDAL error while ``doing`` something to the output ``path`` ends the run with one line naming
     ``path`` and GDAL's own first message: rasterio raises some of them and only logs others (a failed
-    COG copy), and a logged error must never let a broken file be published."""
+    COG copy), and a logged error must never let a broken file be published. ``errors``: more exception
+    types that mean a failed write."""
     with gdal_messages() as gdal:
         try:
             yield
         except LaleGeoError:
             raise
-        except (RasterioError, CPLE_BaseError, OSError) as e:
-            cause = gdal.errors[0] if gdal.errors else _first_line(str(e)) or type(e).__name__
+        except (RasterioError, CPLE_BaseError, OSError, *errors) as e:
+            cause = _first_line(gdal.errors[0] if gdal.errors else str(e)) or type(e).__name__
             raise RasterIOError(f"{path}: {doing} failed ({cause}); nothing was published") from None
     if gdal.errors:
-        raise RasterIOError(f"{path}: {doing} failed ({gdal.errors[0]}); nothing was published")
+        raise RasterIOError(f"{path}: {doing} failed ({_first_line(gdal.errors[0])}); nothing was published")
 
 
 def row_digest(data: np.ndarray) -> str:

@@ -68,6 +68,21 @@ class LaleGeoGroup(click.Group):
             if ctx.obj and ctx.obj.get("verbosity", 0) > 0:
                 raise
             raise click.ClickException(cli_message(str(e))) from None
+        except KeyboardInterrupt:
+            # click's own "Aborted!" says neither what was kept nor how to go on
+            click.echo(f"Error: {interrupted_message(ctx.invoked_subcommand)}", err=True)
+            ctx.exit(INTERRUPTED)
+
+
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT (128 + 2)
+
+
+def interrupted_message(command: str | None) -> str:
+    """The one line printed on Ctrl-C: for predict, how to continue from the rows already written."""
+    if command == "predict":
+        return ("interrupted; the rows finished so far are kept: run the same command with --resume to "
+                "continue from them")
+    return "interrupted; nothing was written under the output name"
 
 
 @click.group(cls=LaleGeoGroup)

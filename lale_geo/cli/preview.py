@@ -22,5 +22,6 @@ from .options import overwrite_option
 def command(src, dst, with_input, size, classes_file, overwrite) -> None:
     """Quicklook PNG of the class map SRC (downsampled through its overviews), with a legend."""
     check_output(dst, overwrite, inputs=[src] + ([with_input] if with_input else []))
-    legend = render_preview(src, dst, size=size, with_input=with_input, classes_file=classes_file)
+    legend = render_preview(src, dst, size=size, with_input=with_input, classes_file=classes_file,
+                            overwrite=overwrite)
     click.echo(f"wrote {dst} ({len(legend)} classes: {', '.join(legend)})")

@@ -79,3 +79,27 @@ def assert_failed_in_one_line(result, *needles: str, codes=(1, 2)) -> str:
 def assert_nothing_lost(folder: Path, before: dict[str, bytes]) -> None:
     """After a failure: every file that existed before is byte-identical, and nothing else was left."""
     assert snapshot(folder) == before
+
+
+def write_class_map(path: Path, labels: np.ndarray, nodata: int | None = None) -> Path:
+    """A one-band class raster of ``labels`` (any integer type) on the test grid."""
+    with rasterio.open(path, "w", driver="GTiff", width=labels.shape[1], height=labels.shape[0], count=1,
+                       dtype=labels.dtype.name, crs="EPSG:32633", transform=GRID, nodata=nodata) as dst:
+        dst.write(labels, 1)
+    return path
+
+
+def invoke(*args):
+    """``lale-geo ARGS`` in this process (click's runner), as a result :func:`assert_failed_in_one_line`
+    takes: an exception that escaped the command is put into stderr as the traceback a user would see."""
+    import traceback
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from lale_geo.cli.main import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    escaped = result.exception if not isinstance(result.exception, SystemExit) else None
+    stderr = "".join(traceback.format_exception(escaped)) if escaped else ""
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.output, stderr=stderr)
