@@ -18,6 +18,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from .engines import ModelAndCard, export_onnx, resolve_device, worker_threads
+from .errors import LaleGeoError
 from .raster import open_raster, window_validity
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
@@ -93,12 +94,16 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
     from distributed import Client
 
     _export_once(resolved)
-    with Client(address) as client:
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as e:
+        raise LaleGeoError(f"{address}: cannot reach the dask scheduler ({e})") from None
+    with client:
         workers = client.scheduler_info(n_workers=-1)["workers"]
         threads = sum(w["nthreads"] for w in workers.values()) or 1
         rows = [row for row in plan_blocks(job.grid, block_size, threads)
                 if row[0].region[0] + row[0].region[2] > resume_at]
-        weights = _worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
+        weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
         in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
         futures: list[list] = []
 
@@ -126,7 +131,7 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
                          received)
 
 
-def _worker_path(weights: str | None) -> str | None:
+def worker_path(weights: str | None) -> str | None:
     """Shipped weights by name; local weights files by absolute path (workers need not share our folder)."""
     if weights is None or weights in list_weights():
         return weights

@@ -19,7 +19,6 @@ import importlib.util
 import logging
 import threading
 import warnings
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -144,8 +143,10 @@ class OpenVINOEngine:
         if int8_model is not None and batch_size % self.PART:
             raise InvalidInputError(f"batch_size={batch_size}: the INT8 model runs batches of a multiple of "
                                     f"{self.PART}")
-        split = threads > 1 and batch_size % self.PART == 0 and batch_size > self.PART
-        self.part = self.PART if split or int8_model is not None else batch_size
+        # Parts of PART tiles whatever the thread count: a one-thread Dask worker and a two-thread local
+        # run then compile the same graph and give the same logits.
+        self.part = self.PART if batch_size % self.PART == 0 else batch_size
+        split = threads > 1 and batch_size > self.part
         # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
         config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else
@@ -181,17 +182,12 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def weights_digest(model: nn.Module) -> str:
     """sha256 of the network's tensors: what identifies an export or a cached engine (not the card,
-    which an in-memory model may share with other tensors). Remembered per model object; a model
-    whose weights change afterwards (training) must be passed as a new object."""
-    if model not in _DIGESTS:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        _DIGESTS[model] = hashlib.sha256(save(state)).hexdigest()
-    return _DIGESTS[model]
+    which an in-memory model may share with other tensors). Computed every time (about 20 ms for
+    LALE-S1): a model changed in place must never find the engine of its old weights."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return hashlib.sha256(save(state)).hexdigest()
 
 
 def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int,
@@ -231,7 +227,10 @@ def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
     checked that the card allows it, see :class:`lale_geo.settings.InferenceSettings`)."""
     model, card = weights
     if int8_model is not None:
-        return OpenVINOEngine(model, card, batch_size, tile_size, threads or torch.get_num_threads(), int8_model)
+        try:
+            return OpenVINOEngine(model, card, batch_size, tile_size, threads or torch.get_num_threads(), int8_model)
+        except Exception as e:  # noqa: BLE001 - a broken INT8 model must not take the run down with a traceback
+            raise LaleGeoError(f"{int8_model}: the INT8 model failed to load ({e}); use precision=fp32") from e
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     resolved = resolve_device(device)
@@ -279,7 +278,9 @@ def shared_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
     Calls are serialised: each engine already uses every core it was given, so two Dask threads
     running it at once would only oversubscribe them (while one runs the network, the other reads
     and stitches)."""
-    key = (engine, weights_digest(weights[0]), device, batch_size, tile_size, threads, int8_model)
+    card = weights[1]
+    key = (engine, weights_digest(weights[0]), tuple(card.mean), tuple(card.std), device, batch_size, tile_size,
+           threads, int8_model)
     with _ENGINES_LOCK:  # Dask threads of one worker: build once, not once per thread
         if key not in _ENGINES_BY_KEY:
             _ENGINES_BY_KEY[key] = SerialisedEngine(create_engine(

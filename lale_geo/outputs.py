@@ -39,7 +39,7 @@ class MapOutputs:
         profile = {"width": scene.width, "height": scene.height, "crs": scene.crs, "transform": scene.transform,
                    "dtype": "uint8", "nodata": OUTPUT_NODATA}
         self.counts = np.zeros(256, np.int64)
-        self.rows_done = 0
+        self.rows_done, self.height = 0, scene.height
         paths = [Path(p) for p in (dst, probabilities, confidence) if p]
         self.journal = Path(dst).with_name(f".{Path(dst).name}.{key}.journal.json") if key else None
         state = self._resumable_state(paths) if resume else None
@@ -97,9 +97,16 @@ class MapOutputs:
                                                  bool(self.confidence)))
 
     def write_finished(self, y0: int, rows: FinishedRows) -> None:
-        """Write rows already turned into classes (and percentages), e.g. by a cluster worker."""
-        if y0 < self.rows_done:
+        """Write rows already turned into classes (and percentages), e.g. by a cluster worker. Rows
+        written before an interruption are skipped, also when a resumed run's bands start above them."""
+        height = rows.labels.shape[0]
+        if y0 + height <= self.rows_done:
             return
+        if y0 < self.rows_done:  # a band that straddles the resume point: keep only its new rows
+            cut = self.rows_done - y0
+            rows = FinishedRows(rows.labels[cut:], None if rows.probabilities is None else rows.probabilities[:, cut:],
+                                None if rows.confidence is None else rows.confidence[cut:])
+            y0 = self.rows_done
         self.counts += np.bincount(rows.labels.ravel(), minlength=256)
         self.classes.write_rows(y0, rows.labels)
         if self.probabilities:
@@ -120,6 +127,9 @@ class MapOutputs:
             raise RasterIOError(f"{self.journal}: cannot write the resume journal ({e.strerror or e})") from None
 
     def commit(self) -> None:
+        if self.rows_done != self.height:  # a bug, never a user error: refuse to publish a partial map
+            raise RasterIOError(f"{self.classes.path}: only rows 0-{self.rows_done} of {self.height} were written; "
+                                "nothing was published")
         for writer in self.writers:
             writer.commit()
         if self.journal:
@@ -150,7 +160,7 @@ def remove_stale_files(outputs, keep: set) -> None:
     other parameters) and that this run will not use: it holds the outputs' locks, so no run owns them."""
     for out in outputs:
         stale = re.compile(rf"\.{re.escape(out.name)}\.(?:[0-9a-f-]+(?:\.cog)?\.part{re.escape(out.suffix)}"
-                           rf"|[0-9a-f]{{16}}\.journal\.json)")
+                           rf"|[0-9a-f]{{16}}\.journal\.json(?:\.[0-9a-f-]+\.part\.json)?)")
         for path in out.parent.iterdir():
             if stale.fullmatch(path.name) and path.name not in keep:
                 path.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 
 from . import __version__
-from .cluster import BlockJob, ClusterReport, run_on_cluster
+from .cluster import BlockJob, ClusterReport, run_on_cluster, worker_path
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
@@ -139,7 +139,9 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(scene, resolved.tile_size, band_indexes)):
                 if scheduler:
                     where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
-                    job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), resolved.settings,
+                    # workers get absolute paths (they need not share our folder) for the weights too
+                    settings = replace(resolved.settings, weights=worker_path(resolved.settings.weights))
+                    job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), settings,
                                    probabilities is not None, confidence is not None)
                     cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
                                              resume_at=written.rows_done)

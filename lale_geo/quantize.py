@@ -12,6 +12,7 @@ then does ``precision="auto"`` choose INT8.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .tiles import ArraySource, predict_region
 from .tiling import TileGrid
 from .training import CropSampler
 from .weights import WeightsCard, int8_paths, load_weights, resolve_weights
+from .writers import published
 
 MAX_F1_LOSS = 0.005
 MIN_AGREEMENT = 0.98
@@ -56,6 +58,9 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
     int8 = nncf.quantize(fp32, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                          subset_size=len(batches))  # items of the dataset: batches of PART tiles
     xml, binary = int8_paths(weights)
+    if not os.access(xml.parent, os.W_OK):
+        raise LaleGeoError(f"{xml.parent}: not writable; copy the weights (.safetensors and .json) to a folder "
+                           "of yours and quantize that copy")
     ov.save_model(int8, str(xml), compress_to_fp16=False)
     seconds = time.perf_counter() - started
 
@@ -80,7 +85,8 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
     stored = json.loads(Path(card_path).read_text())
     stored["int8"] = entry
     WeightsCard.from_dict(stored, source=str(card_path))  # still a valid card
-    Path(card_path).write_text(json.dumps(stored, indent=2) + "\n")
+    with published(card_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(stored, indent=2) + "\n")
     return entry
 
 

@@ -294,15 +294,22 @@ def int8_paths(name_or_path: str | Path) -> tuple[Path, Path]:
 
 
 def verified_int8_model(name_or_path: str | Path, card: WeightsCard) -> Path:
-    """The INT8 model's .xml path, once its .bin matches the checksum its card records."""
+    """The INT8 model's .xml path, once its .bin matches the checksum its card records (checked once per
+    process and file: Dask blocks ask for it again and again)."""
     xml, binary = int8_paths(name_or_path)
     if not card.int8 or not xml.is_file() or not binary.is_file():
         raise WeightsError(f"{card.name}: no INT8 model beside the weights ({xml.name}); make one with "
                            "lale_geo.quantize or use precision=fp32")
-    actual = sha256_of(binary)
+    stat = binary.stat()
+    actual = _sha256_once(str(binary), stat.st_size, stat.st_mtime_ns)
     if actual != card.int8.get("sha256"):
         raise WeightsError(f"{binary}: sha256 {actual} does not match its card ({card.int8.get('sha256')})")
     return xml
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_once(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_of(Path(path))
 
 
 def load_weights_once(name_or_path: str | Path) -> tuple[nn.Module, WeightsCard]:

@@ -101,6 +101,6 @@ def test_the_tile_loop_overlaps_batches_and_keeps_grid_order():
     region = (0, 0, 300, 260)
     expected = predict_region(ArraySource(image), grid, region, plain, (0, 255), 4)
     got = predict_region(ArraySource(image), grid, region, Background(), (0, 255), 4)
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(got, expected, atol=1e-5)  # a tile out of order would be off by far more
     starts = [i for kind, i in events if kind == "start"]
     assert events[:3] == [("start", 0), ("start", 1), ("wait", 0)] and len(starts) == -(-len(grid) // 4)

@@ -33,7 +33,7 @@ COMMANDS = {
 # The library names its parameters as Python callers write them (tile_size=300, overwrite=True); the
 # CLI user reads the flags instead.
 _PARAMETER = re.compile(r"\b(tile_size|overlap|bands|scale|batch_size|engine|device|resume|overwrite|classes"
-                        r"|min_area|min_pixels|tta|strict_domain)(=True\b|=)")
+                        r"|min_area|min_pixels|tta|strict_domain|precision)(=True\b|=)")
 
 
 def cli_message(message: str) -> str:
