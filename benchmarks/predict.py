@@ -68,19 +68,19 @@ def make_scene(tile: Path, size: int, folder: Path) -> Path:
     return vrt
 
 
-def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int) -> float:
-    """Seconds for the engine alone on ``tiles`` tiles (run in this process)."""
-    from lale_geo.engines import create_engine
-    from lale_geo.weights import load_weights
+def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int) -> tuple[float, str]:
+    """Seconds for the engine alone on ``tiles`` tiles (run in this process), built from the same settings
+    as the run (precision auto included), and its name."""
+    from lale_geo.settings import InferenceSettings
 
-    model, card = load_weights(weights)
-    runner = create_engine(engine, (model, card), device="cpu", batch_size=batch, tile_size=tile_size)
+    runner = InferenceSettings(weights=weights, engine=engine, device="cpu", batch_size=batch,
+                               tile_size=tile_size).resolve().create_engine()
     data = np.random.default_rng(0).integers(0, 255, (batch, 3, tile_size, tile_size)).astype(np.float32)
     runner(data, (0, 255))
     start = time.perf_counter()
     for _ in range(-(-tiles // batch)):
         runner(data, (0, 255))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, runner.name
 
 
 def main() -> None:
@@ -104,7 +104,7 @@ def main() -> None:
         cli = [sys.executable, "-m", "lale_geo.cli.main", "-q", "predict"]
         print(f"scene: mosaic of a real Dubai aerial image, weights {args.weights}, tile {card.tile_size}, "
               f"overlap {card.overlap}, batch {args.batch}, {os.cpu_count()} CPUs")
-        print(f"{'engine':<13}{'scene':>8}{'tiles':>7}{'end-to-end MP/s':>17}{'bare model MP/s':>17}"
+        print(f"{'engine':<19}{'scene':>8}{'tiles':>7}{'end-to-end MP/s':>17}{'bare model MP/s':>17}"
               f"{'ratio':>7}{'peak RSS MB':>13}")
         fastest = (None, 0.0)
         for engine in engines:
@@ -116,9 +116,9 @@ def main() -> None:
             run_measured(cli + [str(small), "-o", str(folder / "warm.tif"), "--engine", engine, "--overwrite"])
             seconds, rss, _ = run_measured(cli + [str(scene), "-o", str(out), "--engine", engine,
                                                "--batch-size", str(args.batch), "--weights", args.weights])
-            bare = bare_model(engine, args.weights, len(grid), card.tile_size, args.batch)
+            bare, name = bare_model(engine, args.weights, len(grid), card.tile_size, args.batch)
             mp = args.size**2 / 1e6
-            print(f"{engine:<13}{args.size:>8}{len(grid):>7}{mp / seconds:>17.2f}{mp / bare:>17.2f}"
+            print(f"{name:<19}{args.size:>8}{len(grid):>7}{mp / seconds:>17.2f}{mp / bare:>17.2f}"
                   f"{bare / seconds:>7.2f}{rss:>13.0f}", flush=True)
             if mp / seconds > fastest[1]:
                 fastest = (engine, mp / seconds)
@@ -129,7 +129,7 @@ def main() -> None:
             seconds, rss, _ = run_measured(cli + [str(scene), "-o", str(folder / f"mem_{size}.tif"), "--engine", engine,
                                                "--batch-size", str(args.batch), "--weights", args.weights])
             rss_by_size[size] = rss
-            print(f"{engine:<13}{size:>8}{len(TileGrid(size, size, card.tile_size, card.overlap)):>7}"
+            print(f"{engine:<19}{size:>8}{len(TileGrid(size, size, card.tile_size, card.overlap)):>7}"
                   f"{size**2 / 1e6 / seconds:>17.2f}{'':>17}{'':>7}{rss:>13.0f}", flush=True)
         if len(rss_by_size) >= 2:
             sizes = sorted(rss_by_size)
