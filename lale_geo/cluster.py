@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from .engines import ModelAndCard, export_onnx, resolve_device, worker_threads
+from .engines import ModelAndCard, export_onnx, resolve_device
 from .errors import LaleGeoError
 from .raster import open_raster, window_validity
 from .settings import InferenceSettings, ResolvedSettings
@@ -64,7 +64,7 @@ class ClusterReport:
 def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
     """Finished rows of one block (runs on a worker) and the engine's name."""
     pair = load_weights_once(weights) if isinstance(weights, str) else weights
-    engine = ResolvedSettings(job.settings, ModelAndCard(*pair)).create_engine(worker_threads(), shared=True)
+    engine = ResolvedSettings(job.settings, ModelAndCard(*pair)).create_engine(block=True)
     y, x, h, w = block.region
     with open_raster(job.src) as scene:
         logits = predict_region(RasterSource(scene, job.bands, job.fill), job.grid, block.region, engine,

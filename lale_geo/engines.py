@@ -254,38 +254,30 @@ def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
     return TorchEngine(model, card.mean, card.std, device)
 
 
-def worker_threads() -> int | None:
-    """Threads of the ``dask.distributed`` worker running this task (its engine uses that many, so that
-    workers sharing a machine do not oversubscribe it); None outside a worker."""
-    try:
-        from distributed import get_worker
-
-        return get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        return None
-
-
 _ENGINES_BY_KEY: dict[tuple, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def shared_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
-                  tile_size: int = 512, threads: int | None = None, int8_model: Path | None = None) -> Engine:
-    """One engine per process, weights and shape: Dask tasks on a worker reuse it instead of exporting
-    or compiling per block. Keyed by the tensors' digest, so an in-memory model shipped to a worker
-    finds its engine again although each task gets its own copy of the model object.
+def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,
+                 tile_size: int = 512, int8_model: Path | None = None) -> Engine:
+    """The engine of a Dask task (a block of ``segment`` or of a cluster run), kept for the next tasks:
+    Dask tasks reuse it instead of exporting or compiling per block. Keyed by the tensors' digest, so an
+    in-memory model shipped to a worker finds its engine again although each task gets its own copy.
 
-    Calls are serialised: each engine already uses every core it was given, so two Dask threads
-    running it at once would only oversubscribe them (while one runs the network, the other reads
-    and stitches)."""
+    Dask runs tasks on a pool of threads, about one per core. The CPU engines (OpenVINO, onnxruntime)
+    then get one engine per thread with one core each: the pool keeps every core busy with the network
+    while other threads read and stitch (two single-threaded workers ran 1.5x one two-thread engine,
+    benchmarks/paths.py). Torch sets its threads per process, so it gets one engine whose calls are
+    serialised instead of oversubscribed cores."""
     card = weights[1]
+    cpu = resolve_device(device).type == "cpu" and engine != "torch"
     key = (engine, weights_digest(weights[0]), tuple(card.mean), tuple(card.std), device, batch_size, tile_size,
-           threads, int8_model)
-    with _ENGINES_LOCK:  # Dask threads of one worker: build once, not once per thread
+           int8_model, threading.get_ident() if cpu else None)
+    with _ENGINES_LOCK:
         if key not in _ENGINES_BY_KEY:
-            _ENGINES_BY_KEY[key] = SerialisedEngine(create_engine(
-                engine, weights, device=device, batch_size=batch_size, tile_size=tile_size, threads=threads,
-                int8_model=int8_model))
+            made = create_engine(engine, weights, device=device, batch_size=batch_size, tile_size=tile_size,
+                                 threads=1 if cpu else None, int8_model=int8_model)
+            _ENGINES_BY_KEY[key] = made if cpu and not isinstance(made, TorchEngine) else SerialisedEngine(made)
         return _ENGINES_BY_KEY[key]
 
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .engines import ENGINES, Engine, ModelAndCard, create_engine, resolve_device, shared_engine
+from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, resolve_device
 from .errors import InvalidInputError
 from .tta import TTA_MODES, tta_transforms, with_tta
 from .weights import DEFAULT_WEIGHTS, load_weights_once, verified_int8_model
@@ -132,14 +132,14 @@ class ResolvedSettings:
     def batch_size(self) -> int:
         return self.settings.batch_size
 
-    def create_engine(self, threads: int | None = None, shared: bool = False) -> Engine:
-        """The engine these settings ask for (test-time augmentation included). ``shared``: one per
-        process and weights, as Dask tasks need (see :func:`lale_geo.engines.shared_engine`)."""
+    def create_engine(self, block: bool = False) -> Engine:
+        """The engine these settings ask for (test-time augmentation included), using every core; with
+        ``block``, the engine of a Dask task (see :func:`lale_geo.engines.block_engine`)."""
         s = self.settings
-        make = shared_engine if shared else create_engine
         int8 = verified_int8_model(s.weights, self.card) if s.precision == "int8" else None
-        engine = make(s.engine, self.model, device=s.device, batch_size=s.batch_size, tile_size=s.tile_size,
-                      threads=threads, int8_model=int8)
+        options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=int8)
+        engine = block_engine(s.engine, self.model, **options) if block else create_engine(s.engine, self.model,
+                                                                                           **options)
         return with_tta(engine, s.tta, self.card)
 
     def to_json(self) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .domain import guard_grid
-from .engines import ModelAndCard, worker_threads
+from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .raster import valid_pixels
 from .scaling import fill_values, sample_scaling
@@ -33,7 +33,7 @@ def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: Infe
                    block: Block, nodata, probabilities: bool) -> np.ndarray:
     """Classes or probabilities of one block (runs in a Dask task); ``pixels`` is the block's extent."""
     pair = ModelAndCard(*(load_weights_once(weights) if isinstance(weights, str) else weights))
-    engine = ResolvedSettings(settings, pair).create_engine(worker_threads(), shared=True)
+    engine = ResolvedSettings(settings, pair).create_engine(block=True)
     scale = (np.asarray(scaling.low), np.asarray(scaling.high))
     valid = valid_pixels(pixels, nodata)
     if mask is not None:

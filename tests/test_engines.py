@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from lale_geo.engines import Engine, create_engine, normalise, shared_engine
+from lale_geo.engines import Engine, block_engine, create_engine, normalise
 from lale_geo.errors import InvalidInputError
 from lale_geo.pipeline import predict
 from lale_geo.weights import random_weights
@@ -30,9 +30,14 @@ def test_every_engine_follows_the_protocol_and_is_shared_per_weights(engine):
     assert isinstance(runner, Engine) and runner.num_classes == 5 and runner.name == f"{engine}-cpu"
     logits = runner(np.full((2, 3, 64, 64), 100, np.float32), (0, 255))
     assert logits.shape == (2, 5, 64, 64) and logits.dtype == np.float32
-    shared = shared_engine(engine, pair, device="cpu", batch_size=2, tile_size=64)
-    assert shared is shared_engine(engine, random_weights(), device="cpu", batch_size=2, tile_size=64)  # same tensors
-    assert shared is not shared_engine(engine, random_weights(seed=1), device="cpu", batch_size=2, tile_size=64)
+    shared = block_engine(engine, pair, device="cpu", batch_size=2, tile_size=64)
+    assert shared is block_engine(engine, random_weights(), device="cpu", batch_size=2, tile_size=64)  # same tensors
+    assert shared is not block_engine(engine, random_weights(seed=1), device="cpu", batch_size=2, tile_size=64)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as other:  # another Dask thread: its own CPU engine, torch's is shared
+        theirs = other.submit(block_engine, engine, pair, device="cpu", batch_size=2, tile_size=64).result()
+    assert (theirs is shared) == (engine == "torch")
 
 
 @pytest.mark.parametrize("engine", INSTALLED)
