@@ -23,12 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import rasterio
 import rasterio.shutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict import make_scene, make_tile  # noqa: E402  (the same real-pixel mosaic)
+from _scenes import labels, make_scene, make_tile, scene_geotiff  # noqa: E402
 
 CLI = """
 import json, sys, time
@@ -66,11 +65,6 @@ def run(code: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def labels(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4000)
@@ -82,9 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ.setdefault("LALE_GEO_CACHE", str(folder / "cache"))
-        scene = folder / f"scene_{args.size}.tif"
-        rasterio.shutil.copy(make_scene(make_tile(folder), args.size, folder), scene, driver="GTiff", tiled=True,
-                             blockxsize=512, blockysize=512, compress="DEFLATE")
+        scene = scene_geotiff(folder, args.size)
         small = folder / "small.tif"
         rasterio.shutil.copy(make_scene(make_tile(folder), 600, folder), small, driver="GTiff")
         run(CLI, small, folder / "warm.tif")  # caches the ONNX export: no path pays for it

@@ -31,7 +31,7 @@ import rasterio.shutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _process import run_measured  # noqa: E402
-from predict import make_scene, make_tile  # noqa: E402
+from _scenes import labels, make_scene, make_tile, scene_geotiff  # noqa: E402
 
 GEODEEP_TILE, GEODEEP_OVERLAP = 512, 0.10
 
@@ -111,11 +111,6 @@ def geodeep_edges(size: int) -> list[int]:
     return [o + pad for o in offsets if o > 0]
 
 
-def labels(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10000)
@@ -127,9 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ.setdefault("LALE_GEO_CACHE", str(folder / "cache"))
-        scene = folder / f"scene_{args.size}.tif"
-        rasterio.shutil.copy(make_scene(make_tile(folder), args.size, folder), scene, driver="GTiff", tiled=True,
-                             blockxsize=512, blockysize=512, compress="DEFLATE")
+        scene = scene_geotiff(folder, args.size)
         with rasterio.open(scene) as src:
             resolution_cm = abs(src.transform.a) * 100
         model = export_for_geodeep(folder / "lale_s1_geodeep.onnx", resolution_cm)
