@@ -149,7 +149,8 @@ _NUMBER = (int, float)
 _SCALARS = {"name": (str, "a string"), "model": (str, "a string"), "license": (str, "a string"),
             "sha256": (str, "a string"), "tile_size": (int, "an integer"), "overlap": (int, "an integer"),
             "model_kwargs": (dict, "an object"), "training": (dict, "an object"), "metrics": (dict, "an object"),
-            "lale_geo_version": (str, "a string"), "domain": ((dict, type(None)), "an object or null")}
+            "lale_geo_version": (str, "a string"), "domain": ((dict, type(None)), "an object or null"),
+            "int8": ((dict, type(None)), "an object or null")}
 _LISTS = {"bands": (str, "strings"), "input_range": (_NUMBER, "numbers"), "mean": (_NUMBER, "numbers"),
           "std": (_NUMBER, "numbers")}
 
