@@ -35,6 +35,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/predict.py
 	$(BIN)/python benchmarks/vectorize.py
 	$(BIN)/python benchmarks/training_data.py
+	$(BIN)/python benchmarks/paths.py
+	$(BIN)/python benchmarks/peer.py
+	$(BIN)/python benchmarks/engines_streams.py
+	$(BIN)/python benchmarks/weights.py --tilings 256:64 256:32
+	$(BIN)/python benchmarks/plan.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

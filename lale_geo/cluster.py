@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from .engines import ModelAndCard, export_onnx, resolve_device
+from .engines import ModelAndCard
 from .errors import LaleGeoError
 from .raster import open_raster, window_validity
 from .settings import InferenceSettings, ResolvedSettings
@@ -73,18 +73,6 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
     return finish_rows(logits, valid, job.probabilities, job.confidence), engine.name
 
 
-def _export_once(resolved: ResolvedSettings) -> None:
-    """Export the ONNX model here first, so that workers sharing this machine's cache find it instead of
-    all exporting at once (workers elsewhere export their own; a failure here is theirs to report)."""
-    s = resolved.settings
-    if s.engine == "torch" or resolve_device(s.device).type != "cpu":
-        return
-    try:
-        export_onnx(*resolved.model, s.batch_size, s.tile_size)
-    except Exception as e:  # noqa: BLE001 - only an optimisation
-        log.info("no ONNX export before the cluster run (%s)", e)
-
-
 def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
                    write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None = None,
                    block_size: int = 4096, resume_at: int = 0) -> ClusterReport:
@@ -93,7 +81,6 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
     bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped."""
     from distributed import Client
 
-    _export_once(resolved)
     try:
         client = Client(address, timeout="20s")
     except (OSError, TimeoutError) as e:

@@ -130,7 +130,7 @@ class OnnxRuntimeEngine:
 
 class OpenVINOEngine:
     """OpenVINO on the CPU. With several threads the batch is cut into parts of two tiles that run as
-    parallel single-threaded streams (on these 2-core machines 1.27x the throughput of one request
+    parallel single-threaded streams (on these 2-core machines 1.19x the throughput of one request
     with two threads: benchmarks/engines_streams.py), and :meth:`start` runs a batch in the background
     while the caller reads and stitches (two sets of requests: one computing, one being collected)."""
 
@@ -266,9 +266,10 @@ def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "a
 
     Dask runs tasks on a pool of threads, about one per core. The CPU engines (OpenVINO, onnxruntime)
     then get one engine per thread with one core each: the pool keeps every core busy with the network
-    while other threads read and stitch (two single-threaded workers ran 1.5x one two-thread engine,
-    benchmarks/paths.py). Torch sets its threads per process, so it gets one engine whose calls are
-    serialised instead of oversubscribed cores."""
+    while other threads read and stitch (segment() then ran at 1.06x the CLI's throughput, against
+    0.84x with one shared two-thread engine whose calls were serialised: benchmarks/paths.py). Torch
+    sets its threads per process, so it gets one engine whose calls are serialised instead of
+    oversubscribed cores."""
     card = weights[1]
     cpu = resolve_device(device).type == "cpu" and engine != "torch"
     key = (engine, weights_digest(weights[0]), tuple(card.mean), tuple(card.std), device, batch_size, tile_size,

@@ -53,7 +53,7 @@ def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_nam
         if isinstance(s, RasterSample):
             per_image_cm.append(_streamed_confusion(engine, s, scale, fill, tiling))
             continue
-        labels = _tiled_labels(engine, s.image, s.valid, fill, scale, tiling)
+        labels = tiled_labels(engine, s.image, s.valid, fill, scale, tiling)
         per_image_cm.append(confusion_matrix(labels, s.mask, n))
         per_tile_f1 += _cell_scores(labels, s.mask, n, tiling.tile_size)
         if whole_image is not None:
@@ -90,7 +90,8 @@ def bootstrap_interval(per_image_cm: Sequence[np.ndarray], class_names: list[str
     return [float(low), float(high)]
 
 
-def _tiled_labels(engine: Engine, image: np.ndarray, valid, fill, scale, tiling: Tiling) -> np.ndarray:
+def tiled_labels(engine: Engine, image: np.ndarray, valid, fill, scale, tiling: Tiling) -> np.ndarray:
+    """Class ids of a whole (bands, H, W) image tiled and blended as predict does (``valid``: None or (H, W))."""
     _, H, W = image.shape
     grid = TileGrid(H, W, tiling.tile_size, tiling.overlap)
     source = ArraySource(image, valid, fill)
@@ -102,7 +103,7 @@ def _shifted_labels(engine: Engine, image: np.ndarray, valid, fill, scale, tilin
     k = GRID_SHIFT
     padded = np.pad(image, ((0, 0), (k, 0), (k, 0)), mode="reflect")
     padded_valid = None if valid is None else np.pad(valid, ((k, 0), (k, 0)), mode="reflect")
-    return _tiled_labels(engine, padded, padded_valid, fill, scale, tiling)[k:, k:]
+    return tiled_labels(engine, padded, padded_valid, fill, scale, tiling)[k:, k:]
 
 
 def _untiled_labels(engine: Engine, image: np.ndarray, valid, fill, scale) -> np.ndarray:

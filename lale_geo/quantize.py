@@ -16,17 +16,13 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .checksums import sha256_of
 from .datasets import load_split, resolve_class_table
 from .engines import OpenVINOEngine, export_onnx, normalise
 from .errors import LaleGeoError
-from .evaluation import Tiling
+from .evaluation import Tiling, tiled_labels
 from .metrics import IGNORE_INDEX, confusion_matrix, scores
 from .scaling import fill_values
-from .tiles import ArraySource, predict_region
-from .tiling import TileGrid
 from .training import CropSampler
 from .weights import WeightsCard, int8_paths, load_weights, resolve_weights
 from .writers import published
@@ -66,8 +62,10 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
 
     val = load_split(data_root, table, val_split)
     tiling = Tiling(tile, card.overlap, 8)
-    reference = _labels(OpenVINOEngine(model, card, 8, tile, threads=2), val, card, tiling)
-    quantized = _labels(OpenVINOEngine(model, card, 8, tile, threads=2, int8_model=xml), val, card, tiling)
+    fill, scale = fill_values(tuple(card.input_range), card.mean), tuple(card.input_range)
+    reference, quantized = ([tiled_labels(engine, s.image, s.valid, fill, scale, tiling) for s in val]
+                            for engine in (OpenVINOEngine(model, card, 8, tile, threads=2),
+                                           OpenVINOEngine(model, card, 8, tile, threads=2, int8_model=xml)))
     f1 = {name: scores(sum(confusion_matrix(p, s.mask, card.num_classes) for p, s in zip(labels, val)),
                        card.class_names)["macro_f1"]
           for name, labels in (("fp32", reference), ("int8", quantized))}
@@ -88,16 +86,3 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
     with published(card_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(stored, indent=2) + "\n")
     return entry
-
-
-def _labels(engine, samples, card: WeightsCard, tiling: Tiling) -> list[np.ndarray]:
-    """Tiled labels of every image (the predict tiling), for scoring and for comparing two engines."""
-    fill = fill_values(tuple(card.input_range), card.mean)
-    out = []
-    for s in samples:
-        H, W = s.shape
-        grid = TileGrid(H, W, tiling.tile_size, tiling.overlap)
-        logits = predict_region(ArraySource(s.image, s.valid, fill), grid, (0, 0, H, W), engine,
-                                tuple(card.input_range), tiling.batch_size)
-        out.append(logits.argmax(0))
-    return out

@@ -64,11 +64,6 @@ def _padded(tiles: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     return stack
 
 
-def run_batch(engine: Callable, tiles: Sequence[np.ndarray], scale: tuple, batch_size: int) -> np.ndarray:
-    """Logits of ``tiles``, padding the batch to ``batch_size`` so that shapes stay static."""
-    return engine(_padded(tiles, batch_size), scale)[:len(tiles)]
-
-
 def _start(engine: Engine, stack: np.ndarray, scale: tuple) -> Callable[[], np.ndarray]:
     """Start the engine on a batch; the returned call waits for its logits. Engines that can run in the
     background (``engine.start``) compute while the caller reads and stitches; others run right here."""
