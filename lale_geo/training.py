@@ -21,9 +21,10 @@ from . import __version__
 from .augment import jittered_size, photometric, resample
 from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
 from .engines import TorchEngine
+from .errors import WeightsError
 from .evaluation import Tiling, evaluate
 from .models import create_model
-from .weights import WeightsCard, save_weights
+from .weights import WeightsCard, load_weights, save_weights
 from .writers import published
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,19 @@ class Trainer:
         """Crops seen / crops that tile the training set once."""
         pixels = sum(h * w for h, w in (s.shape for s in self.sampler.samples))
         return self.pixels_seen / pixels
+
+
+def initial_model(weights: str, model: str, table: ClassTable) -> tuple[nn.Module, dict]:
+    """The model of ``weights`` to fine-tune, checked against the run's model name, classes and bands, and
+    the card fields that record where training started."""
+    initial, card = load_weights(weights)
+    found = (card.model, tuple(card.class_names), tuple(card.bands))
+    wanted = (model, tuple(table.class_names), tuple(table.bands))
+    if found != wanted:
+        raise WeightsError(f"init_from={weights}: weights are {found[0]} for classes {list(found[1])} "
+                                     f"and bands {list(found[2])}; this run trains {wanted[0]} for "
+                                     f"{list(wanted[1])} and {list(wanted[2])}")
+    return initial.train(), {"init_from": {"name": card.name, "sha256": card.sha256}}
 
 
 def normalisation_for(table: ClassTable, train: Sequence[Sample | RasterSample],

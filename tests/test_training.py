@@ -1,10 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from lale_geo.datasets import ClassTable, Sample
-from lale_geo.training import CropSampler, TrainConfig, Trainer, card_fields_for, dice_loss, lr_factor
-from lale_geo.weights import load_weights
+from lale_geo.errors import WeightsError
+from lale_geo.training import CropSampler, TrainConfig, Trainer, card_fields_for, dice_loss, initial_model, lr_factor
+from lale_geo.weights import load_weights, random_weights, save_weights
 
 
 def toy_samples(n=3, size=96, seed=0):
@@ -213,3 +216,16 @@ def test_ema_weights_are_what_is_validated_saved_and_resumed(tmp_path):
     resumed.load_checkpoint()
     assert all(torch.equal(ema[k], resumed.ema.module.state_dict()[k]) for k in ema)
     assert resumed.pixels_seen == trainer.pixels_seen > 0
+
+
+def test_init_from_starts_at_the_given_weights_and_records_them(tmp_path):
+    model, card = random_weights("lale_s1", num_classes=2, seed=7)
+    fields = dict(json.loads(json.dumps(card.to_dict())), bands=list(TABLE.bands),
+                  classes=[{"id": i, "name": n, "colour": [i, i, i]} for i, n in enumerate(TABLE.class_names)])
+    saved = save_weights(model, fields, tmp_path / "start")
+    initial, recorded = initial_model(str(tmp_path / "start.safetensors"), "lale_s1", TABLE)
+    assert recorded == {"init_from": {"name": saved.name, "sha256": saved.sha256}}
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in initial.state_dict().items())
+    assert initial.training
+    with pytest.raises(WeightsError, match="init_from=.*this run trains lale_s2"):
+        initial_model(str(tmp_path / "start.safetensors"), "lale_s2", TABLE)

@@ -10,7 +10,7 @@ import click
 
 from ..datasets import load_split, resolve_class_table
 from ..errors import OutputExistsError
-from ..training import TrainConfig, Trainer, card_fields_for
+from ..training import TrainConfig, Trainer, card_fields_for, initial_model
 from .options import classes_option, data_option, in_memory_option, overwrite_option
 
 
@@ -46,11 +46,14 @@ from .options import classes_option, data_option, in_memory_option, overwrite_op
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch threads (default: all cores).")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
+@click.option("--init-from", metavar="WEIGHTS", default=None,
+              help="Start from these weights (a shipped name or a .safetensors path) instead of a random "
+                   "initialisation: fine-tuning. Model, classes and bands must match.")
 @in_memory_option
 @overwrite_option
 def command(data_root, classes, model, out, train_split, val_split, crop, crop_max, scale_jitter,
             strong_photometric, ema, batch_size, lr, max_steps, time_budget, val_every, tile_size, overlap, seed,
-            threads, resume, in_memory_mb, overwrite) -> None:
+            threads, resume, init_from, in_memory_mb, overwrite) -> None:
     """Train MODEL on DATA and keep the weights that score best on the validation split."""
     import torch
 
@@ -76,10 +79,13 @@ def command(data_root, classes, model, out, train_split, val_split, crop, crop_m
                          overlap=overlap, seed=seed, crop_max=crop_max, scale_jitter=scale_jitter,
                          strong_photometric=strong_photometric, ema=ema)
     command_line = "lale-geo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    trainer = Trainer(config, table, train, val, out_path)
+    initial, init_fields = initial_model(init_from, model, table) if init_from else (None, {})
+    trainer = Trainer(config, table, train, val, out_path, model=initial)
     if resume and trainer.checkpoint_path.exists():
         trainer.load_checkpoint()
-    card = trainer.run(card_fields_for(config, table, out_path.name, command_line, str(data_root),
-                                       trainer.norm_mean, trainer.norm_std))
+    fields = card_fields_for(config, table, out_path.name, command_line, str(data_root),
+                             trainer.norm_mean, trainer.norm_std)
+    fields["training"].update(init_fields)
+    card = trainer.run(fields)
     click.echo(f"wrote {out_path.with_suffix('.safetensors')} (step {card.training['steps']}, "
                f"val macro F1 {card.metrics['macro_f1']:.4f}, mIoU {card.metrics['miou']:.4f})")
