@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.env
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
@@ -52,26 +54,42 @@ class _Collect(logging.Handler):
             self.warnings.append(_CPLE_PREFIX.sub("", text, count=1))
 
 
+_configured = {"depth": 0, "saved": []}  # GDAL loggers are reconfigured by the outermost collector only
+_configure_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def gdal_messages() -> Iterator[_Collect]:
     """Collect GDAL's errors and warnings signalled inside the block (``.errors``, ``.warnings``), so that
     callers can make them fatal: rasterio only logs some of them (a failed COG copy, a libjpeg warning)
-    and, outside an environment, GDAL prints them to stderr."""
+    and, outside an environment, GDAL prints them to stderr.
+
+    Nested blocks are cheap: only the outermost one sets the loggers' level (each ``setLevel`` clears
+    every logger's cache) and opens a rasterio environment; per tile read that cost about 1 ms."""
     collect = _Collect()
     loggers = [logging.getLogger(name) for name in _GDAL_LOGGERS]
-    saved = [(logger.level, logger.propagate) for logger in loggers]
+    with _configure_lock:
+        if _configured["depth"] == 0:
+            _configured["saved"] = [(logger.level, logger.propagate) for logger in loggers]
+            for logger in loggers:
+                logger.setLevel(logging.INFO)
+                logger.propagate = False  # they are raised (or deliberately ignored) by the caller, not printed
+        _configured["depth"] += 1
     for logger in loggers:
         logger.addHandler(collect)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False  # they are raised (or deliberately ignored) by the caller, not printed
     try:
-        with rasterio.Env():  # rasterio's error handler is installed only inside an environment
+        # rasterio's error handler is installed only inside an environment (one per thread)
+        with contextlib.nullcontext() if rasterio.env.hasenv() else rasterio.Env():
             yield collect
     finally:
-        for logger, (level, propagate) in zip(loggers, saved):
+        for logger in loggers:
             logger.removeHandler(collect)
-            logger.setLevel(level)
-            logger.propagate = propagate
+        with _configure_lock:
+            _configured["depth"] -= 1
+            if _configured["depth"] == 0:
+                for logger, (level, propagate) in zip(loggers, _configured["saved"]):
+                    logger.setLevel(level)
+                    logger.propagate = propagate
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -178,20 +196,21 @@ def checked_read(src: rasterio.DatasetReader, where: str) -> Iterator[None]:
 
 def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,
                 fill: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(bands, size, size) float32 pixels and (size, size) validity of a tile that may run past the scene.
+    """(bands, size, size) pixels and (size, size) validity of a tile that may run past the scene.
 
-    Invalid pixels (nodata, alpha, GDAL mask, NaN) are set to ``fill`` (values that normalise to zero),
-    so they do not push the network; the part past the scene is reflect-padded.
+    Pixels keep the raster's dtype (the engine's normalisation converts them once), except where invalid
+    pixels (nodata, alpha, GDAL mask, NaN) are set to ``fill`` (values that normalise to zero, so they do
+    not push the network): that tile is float32. The part past the scene is reflect-padded.
     """
     h, w = min(size, src.height - y0), min(size, src.width - x0)
     window = Window(x0, y0, w, h)
     with checked_read(src, f"row {y0}, col {x0} ({h}x{w} px)"):
-        data = src.read(bands, window=window).astype(np.float32)
+        data = src.read(bands, window=window)
         valid = _dataset_mask(src, window)
-    if np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating):
+    if np.issubdtype(data.dtype, np.floating):
         valid &= np.isfinite(data).all(axis=0)
     if not valid.all():
-        data = np.where(valid[None], data, np.asarray(fill, np.float32)[:, None, None])
+        data = np.where(valid[None], data.astype(np.float32), np.asarray(fill, np.float32)[:, None, None])
     return pad_to_tile(data, size), pad_to_tile(valid, size)
 
 

@@ -47,6 +47,7 @@ class RowStitcher:
         width = max(grid.width, grid.tile_size)
         # Rows [self._top, self._top + tile_size) of the scene; rows below a band are never revisited.
         self._acc = np.zeros((num_classes, grid.tile_size, width), np.float32)
+        self._scratch = np.empty((num_classes, grid.tile_size, grid.tile_size), np.float32)
         self._top = grid.row_band(start_row)[0]
         self._tiles_left_in_row = len(grid.col_origins)
         self._row = start_row
@@ -61,7 +62,8 @@ class RowStitcher:
             raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
         if logits is not None:
             y = tile.y0 - self._top
-            self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += logits * self.grid.weights(tile)
+            weighted = np.multiply(logits, self.grid.weights(tile), out=self._scratch)  # no per-tile temporary
+            self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += weighted
         self._tiles_left_in_row -= 1
         if self._tiles_left_in_row == 0:
             yield from self._finish_row()

@@ -15,14 +15,14 @@ import numpy as np
 
 from .engines import Engine
 from .errors import LaleGeoError
-from .raster import read_window
+from .raster import gdal_messages, read_window
 from .stitching import Band, RegionStitcher, RowStitcher
 from .tiling import Tile, TileGrid, first_row_touching, pad_to_tile
 
 
 class TileSource(Protocol):
-    """Where tiles come from: ``read(tile)`` gives (bands, size, size) float32 pixels, masked pixels
-    already filled and the part past the scene reflect-padded, and the (size, size) validity."""
+    """Where tiles come from: ``read(tile)`` gives (bands, size, size) raw pixels (any real dtype), masked
+    pixels already filled and the part past the scene reflect-padded, and the (size, size) validity."""
 
     def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -116,15 +116,17 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
             finish()  # the batch before: its tiles go to the stitcher before this batch's
         in_flight.append((batch, wait))
 
-    for tile in tiles:
-        data, valid = source.read(tile)
-        queue.append((tile, data if valid.any() else None))
-        if sum(d is not None for _, d in queue) == batch_size:
+    # GDAL's message capture is installed once for the loop (installed per read it cost about 1 ms)
+    with gdal_messages():
+        for tile in tiles:
+            data, valid = source.read(tile)
+            queue.append((tile, data if valid.any() else None))
+            if sum(d is not None for _, d in queue) == batch_size:
+                flush()
+        if queue:
             flush()
-    if queue:
-        flush()
-    if in_flight:
-        finish()
+        if in_flight:
+            finish()
     return computed
 
 

@@ -61,6 +61,12 @@ def axis_weights(length: int, tile_size: int, overlap: int) -> list[np.ndarray]:
     return normalised
 
 
+def _kinds(weights: list[np.ndarray]) -> list[int]:
+    """For each tile of an axis, the index of the first tile with the same 1-D weights."""
+    first: dict[bytes, int] = {}
+    return [first.setdefault(w.tobytes(), i) for i, w in enumerate(weights)]
+
+
 @dataclass(frozen=True)
 class Tile:
     """One tile of a grid: its row/column index and the scene window it reads (may run past the edge)."""
@@ -95,6 +101,9 @@ class TileGrid:
         object.__setattr__(self, "col_origins", tuple(axis_origins(self.width, self.tile_size, self.overlap)))
         object.__setattr__(self, "_row_w", axis_weights(self.height, self.tile_size, self.overlap))
         object.__setattr__(self, "_col_w", axis_weights(self.width, self.tile_size, self.overlap))
+        object.__setattr__(self, "_row_kind", _kinds(self._row_w))
+        object.__setattr__(self, "_col_kind", _kinds(self._col_w))
+        object.__setattr__(self, "_outer", {})
 
     def __len__(self) -> int:
         return len(self.row_origins) * len(self.col_origins)
@@ -110,8 +119,17 @@ class TileGrid:
                 yield Tile(r, c, y0, x0, self.tile_size)
 
     def weights(self, tile: Tile) -> np.ndarray:
-        """(tile_size, tile_size) float32 blending weights of ``tile``; over all tiles they sum to 1."""
-        return np.outer(self._row_w[tile.row], self._col_w[tile.col])
+        """(tile_size, tile_size) float32 blending weights of ``tile``; over all tiles they sum to 1.
+
+        Read-only and shared: most tiles have the same weights (only those by the scene's border differ), so
+        each distinct pair of 1-D factors is multiplied out once."""
+        key = (self._row_kind[tile.row], self._col_kind[tile.col])
+        weights = self._outer.get(key)
+        if weights is None:
+            weights = np.outer(self._row_w[tile.row], self._col_w[tile.col])
+            weights.flags.writeable = False
+            self._outer[key] = weights
+        return weights
 
     def row_band(self, row: int) -> tuple[int, int]:
         """Scene rows ``[start, stop)`` that are final once tile row ``row`` and all before it are added."""

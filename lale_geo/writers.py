@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import re
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
+from affine import Affine
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError
+from .overviews import OverviewPyramid
 from .raster import gdal_messages, is_remote
 from .stitching import OUTPUT_NODATA
 
@@ -235,14 +238,23 @@ class RasterWriter:
         self._compress = compress
         self._shape = (profile["count"], profile["height"], profile["width"], np.dtype(profile["dtype"]))
         self.digests: list[tuple[int, int, str]] = []  # (first row, rows, row_digest) per write_rows
-        if resume and self.tmp.exists():
-            return
+        # MODE overviews are built as rows arrive; a resumed run first feeds them the rows already on disk,
+        # so that its map is byte-identical to an uninterrupted run's. Other resamplings: GDAL, at commit.
+        self._pyramid: OverviewPyramid | None = None
+        self._pyramid_rows = 0  # rows of the map fed to the pyramid
+        self._vrt = self.tmp.with_name(self.tmp.name + ".vrt")
+        resumed = resume and self.tmp.exists()
         # Untiled strips with fast ZSTD: rows are written in order, so strips are never re-read.
-        profile = dict(profile, driver="GTiff", tiled=False, compress="ZSTD", zstd_level=1,
-                       blockysize=16, BIGTIFF="IF_SAFER")
-        profile.pop("blockxsize", None)
+        strips = dict(profile, driver="GTiff", tiled=False, compress="ZSTD", zstd_level=1,
+                      blockysize=16, BIGTIFF="IF_SAFER")
+        strips.pop("blockxsize", None)
         try:
-            self._create(profile, colormap, tags, band_descriptions)
+            if not resumed:
+                self._create(strips, colormap, tags, band_descriptions)
+            if overview_resampling == "MODE" and max(profile["width"], profile["height"]) > COG_BLOCKSIZE:
+                with fatal_write_errors(self.path, "creating its temporary overviews"):
+                    self._pyramid = OverviewPyramid(self.tmp, dict(profile, transform=profile.get(
+                        "transform") or Affine.identity()), COG_BLOCKSIZE)
         except BaseException:
             self.abort()  # the caller never gets this writer to abort
             raise
@@ -266,15 +278,44 @@ class RasterWriter:
     def write_rows(self, y0: int, data: np.ndarray) -> None:
         """Write (bands, rows, width) or (rows, width) data starting at scene row ``y0``."""
         data = (data if data.ndim == 3 else data[None]).astype(self._shape[3], copy=False)
-        with fatal_write_errors(self.path, f"writing rows {y0}-{y0 + data.shape[1]}"), self._open("r+") as dst:
-            dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
+        with fatal_write_errors(self.path, f"writing rows {y0}-{y0 + data.shape[1]}"):
+            with self._open("r+") as dst:
+                dst.write(data, window=Window(0, y0, data.shape[2], data.shape[1]))
+            self._feed_pyramid(y0, data)
         self.digests.append((y0, data.shape[1], row_digest(data)))
+
+    def _feed_pyramid(self, y0: int, data: np.ndarray) -> None:
+        if self._pyramid is None:
+            return
+        if y0 < self._pyramid_rows:  # rows written again: GDAL builds the overviews at commit
+            self._drop_pyramid()
+            return
+        if y0 > self._pyramid_rows:  # a resumed run: the rows written before the interruption first
+            with self._open("r") as dst:
+                for top in range(self._pyramid_rows, y0, 1024):
+                    rows = min(1024, y0 - top)
+                    self._pyramid.add(dst.read(window=Window(0, top, dst.width, rows)))
+        self._pyramid.add(data)
+        self._pyramid_rows = y0 + data.shape[1]
+
+    def _drop_pyramid(self) -> None:
+        if self._pyramid is not None:
+            self._pyramid.close()
+            _remove_quietly(*self._pyramid.paths)
+            self._pyramid = None
 
     def commit(self) -> Path:
         """Copy the rows to a COG, verify it and publish it under the final name (temporaries removed)."""
         try:
+            source = self.tmp
+            if self._pyramid is not None and self._pyramid_rows < self._shape[1]:
+                self._drop_pyramid()  # rows missing from it (never for a complete map): GDAL builds them
+            if self._pyramid is not None:
+                with fatal_write_errors(self.path, "finishing its overviews"):
+                    self._pyramid.finish()
+                    source = self._pyramid.vrt(self.tmp, self._vrt)
             with fatal_write_errors(self.path, "writing the COG"):
-                rasterio.shutil.copy(self.tmp, self._cog, driver="COG", COMPRESS=self._compress,
+                rasterio.shutil.copy(source, self._cog, driver="COG", COMPRESS=self._compress,
                                      BLOCKSIZE=COG_BLOCKSIZE, OVERVIEW_RESAMPLING=self._overview_resampling,
                                      NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
             with fatal_write_errors(self.path, "verifying the COG"):
@@ -302,5 +343,8 @@ class RasterWriter:
 
     def abort(self) -> None:
         """Remove the temporary files."""
-        for p in (self.tmp, self._cog):
+        self._drop_pyramid()
+        for p in (self.tmp, self._cog, self._vrt):
             p.unlink(missing_ok=True)
+        # overview files of an interrupted run that this (resumed) writer did not make
+        _remove_quietly(*self.tmp.parent.glob(glob.escape(self.tmp.name) + ".ovr*"))
