@@ -1,8 +1,8 @@
 """Overviews of a class map built while its rows are written, so that the COG copy at the end only has
 to compress them.
 
-GDAL builds MODE overviews only once the whole map exists, in one serial pass: on a 10,000^2 map that
-pass took 4.4 of the 6.2 s the COG copy took (benchmarks/cog.py). Here each band of finished rows is
+GDAL builds MODE overviews only once the whole map exists, in one serial pass that was most of the time
+the COG copy took (benchmarks/cog.py measures both). Here each band of finished rows is
 reduced 2x2 -> 1 as it arrives (level 1 from the map, level k + 1 from level k) into temporary files
 that a VRT presents to the COG driver as the source's overviews.
 """
