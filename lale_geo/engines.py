@@ -162,6 +162,7 @@ class OpenVINOEngine:
         parts = batch_size // self.part
         self._sets = [[self.compiled.create_infer_request() for _ in range(parts)] for _ in range(2)]
         self._next = 0
+        self._inputs: list[np.ndarray | None] = [None, None]
         self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
         self.name = "openvino-cpu-int8" if int8_model is not None else "openvino-cpu"
 
@@ -170,9 +171,10 @@ class OpenVINOEngine:
         At most two batches may be in flight: wait for one before the third start."""
         x = normalise(tiles, scale, self.mean, self.std)
         requests = self._sets[self._next]
+        self._inputs[self._next] = x  # shared with the requests below: kept until their set is reused
         self._next ^= 1
         for i, request in enumerate(requests):
-            request.start_async({0: x[i * self.part:(i + 1) * self.part]})
+            request.start_async({0: x[i * self.part:(i + 1) * self.part]}, share_inputs=True)
 
         def wait() -> np.ndarray:
             for request in requests:
