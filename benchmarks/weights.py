@@ -25,7 +25,8 @@ DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-
 
 def recipe(training: dict) -> str:
     crops = f"{training.get('crop')}" + (f"-{training['crop_max']}" if training.get("crop_max") else "")
-    parts = [f"crops {crops}"]
+    parts = [f"fine-tuned from {training['init_from']['name']}"] if training.get("init_from") else []
+    parts.append(f"crops {crops}")
     if training.get("scale_jitter"):
         parts.append(f"scale jitter {training['scale_jitter']}")
     parts.append("strong photometric" if training.get("strong_photometric") else "brightness/contrast")

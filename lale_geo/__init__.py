@@ -1,7 +1,7 @@
 """lale_geo: land-cover maps and polygons from large georeferenced rasters.
 
-The public API is imported lazily, so that light entry points (``lale_geo.vectorize``, ``io``, ``tiling``)
-do not pay for importing torch.
+The public API is imported lazily, so that an entry point pays only for what it uses (``predict``
+never imports geopandas, ``vectorize`` never imports torch).
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import importlib
 
 __version__ = "0.1.0"
 
-from .vectorize import vectorize  # noqa: E402  (eager: the name would otherwise be the submodule)
-
 _API = {
+    "vectorize": "polygons",
     "segment": "xarray_api", "predict": "pipeline",
     "create_model": "models", "list_models": "models",
     "load_weights": "weights", "random_weights": "weights", "list_weights": "weights",
     "stac_item": "stac", "write_stac_item": "stac",
 }
 
-__all__ = ["__version__", "vectorize", *_API]
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):

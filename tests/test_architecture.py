@@ -129,3 +129,14 @@ def test_the_help_summaries_are_the_commands_own():
     for name, (module, summary) in COMMANDS.items():
         command = importlib.import_module(f"lale_geo.cli.{module}").command
         assert command.name == name and command.get_short_help_str(limit=200) == summary
+
+
+def test_predict_does_not_import_geopandas_and_vectorize_stays_the_function():
+    code = ("import sys, lale_geo.cli.predict, lale_geo.pipeline\n"
+            "assert 'geopandas' not in sys.modules, 'predict imported geopandas'\n"
+            "import lale_geo, lale_geo.polygons\n"  # importing the module must not shadow the function
+            "assert lale_geo.vectorize is lale_geo.polygons.vectorize\n"
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

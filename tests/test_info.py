@@ -8,7 +8,7 @@ from rasterio.transform import Affine
 
 from lale_geo.cli.main import cli
 from lale_geo.info import raster_info
-from lale_geo.vectorize import vectorize
+from lale_geo.polygons import vectorize
 
 
 def test_areas_equal_pixel_counts_times_pixel_area(tmp_path):

@@ -285,7 +285,7 @@ def test_a_scene_over_http_gives_the_local_map(scene, tmp_path):
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "remote.tif") as b:
         assert a.transform == b.transform and a.crs == b.crs
         np.testing.assert_array_equal(a.read(1), b.read(1))
-    from lale_geo.vectorize import vectorize
+    from lale_geo.polygons import vectorize
 
     with serve_folder(tmp_path) as url:  # the maps themselves can be read remotely too
         polygons = vectorize(f"{url}/remote.tif")

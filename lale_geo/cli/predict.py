@@ -14,7 +14,6 @@ from ..pipeline import PredictSummary, plan, predict
 from ..settings import PRECISIONS, InferenceSettings
 from ..stac import write_stac_item
 from ..tta import TTA_MODES
-from ..vectorize import check_vector_output, vectorize_to_file
 from ..weights import random_weights
 from ..writers import check_output
 from .options import (
@@ -128,6 +127,8 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         click.echo(f"peak memory: about {p.peak_memory_mb:.0f} MB")
         return
     if vector:
+        from ..polygons import check_vector_output, vectorize_to_file  # geopandas: only when asked for
+
         check_vector_output(vector, overwrite, inputs=[src, dst])
     if stac_datetime and not stac_item:
         raise click.UsageError("--stac-datetime needs --stac ITEM.json")
