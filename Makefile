@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/paths.py
 	$(BIN)/python benchmarks/peer.py
 	$(BIN)/python benchmarks/engines_streams.py
+	$(BIN)/python benchmarks/cog.py
 	$(BIN)/python benchmarks/weights.py --tilings 256:64 256:32
 	$(BIN)/python benchmarks/plan.py
 
