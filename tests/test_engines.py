@@ -12,9 +12,11 @@ from lale_geo.weights import random_weights
 INSTALLED = [e for e in ("onnxruntime", "openvino") if importlib.util.find_spec(e)]
 
 
-def test_normalisation_scales_clips_then_standardises():
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.int32, np.float64])
+def test_normalisation_scales_clips_then_standardises(dtype):
+    # tiles arrive in the raster's own dtype (float32 where masked pixels were filled)
     model, card = random_weights()
-    tiles = np.random.default_rng(0).integers(0, 4000, (2, 3, 8, 8)).astype(np.float32)
+    tiles = np.random.default_rng(0).integers(0, 4000, (2, 3, 8, 8)).astype(dtype)
     lo, hi = np.array([10.0, 20, 30]), np.array([3000.0, 3500, 2500])
     scaled = np.clip((tiles - lo[:, None, None]) / (hi - lo)[:, None, None], 0, 1)
     expected = (scaled - np.array(card.mean)[:, None, None]) / np.array(card.std)[:, None, None]
