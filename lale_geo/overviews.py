@@ -72,6 +72,13 @@ class OverviewPyramid:
         self._datasets = []
         self._pending: list[np.ndarray | None] = []
         self._next_row: list[int] = []
+        try:
+            self._create(base, profile, block_size)
+        except BaseException:
+            self.close()  # the caller never gets this pyramid to close
+            raise
+
+    def _create(self, base: Path, profile: dict, block_size: int) -> None:
         transform = profile["transform"]
         for level, (height, width) in enumerate(overview_sizes(profile["height"], profile["width"], block_size), 1):
             path = base.with_name(f"{base.name}.ovr{level}")
