@@ -81,7 +81,7 @@ def normalise(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std: Seque
     then the card's ``mean`` and ``std`` apply. Contiguous NCHW.
 
     Written as one clip into a new float32 array and one multiply-add in place (raw values of any dtype
-    go straight in): 2.8x faster than the step-by-step formula, which matters on the reading thread."""
+    go straight in): a few passes fewer than the step-by-step formula, on the thread that also reads."""
     lo, hi, m, s = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (*scale, mean, std))
     a = 1.0 / ((hi - lo) * s)
     b = -lo * a - m / s
