@@ -12,7 +12,8 @@ from tests.faults.common import CLI_MODEL, assert_failed_in_one_line, write_scen
 def test_a_second_run_to_the_same_output_fails_at_once_naming_the_first(tmp_path):
     from tests.faults.common import run_cli
 
-    src = write_scene(tmp_path / "scene.tif", 320)
+    # Large enough that each run holds its lock for seconds: longer than two start-ups can differ by.
+    src = write_scene(tmp_path / "scene.tif", 2048)
     out = tmp_path / "map.tif"
     runs = [run_cli("-q", "predict", src, "-o", out, *CLI_MODEL, "--overwrite", wait=False) for _ in range(2)]
     results = {run.pid: (run, *run.communicate(timeout=120)) for run in runs}
