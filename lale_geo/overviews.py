@@ -66,8 +66,7 @@ class OverviewPyramid:
     ``finish``, ``vrt(base, path)`` writes a VRT of ``base`` that carries them as its overviews."""
 
     def __init__(self, base: Path, profile: dict, block_size: int) -> None:
-        self.nodata = profile.get("nodata")
-        self.nodata = None if self.nodata is None else int(self.nodata)
+        self.nodata = None if profile.get("nodata") is None else int(profile["nodata"])
         self.paths: list[Path] = []
         self._datasets = []
         self._pending: list[np.ndarray | None] = []
