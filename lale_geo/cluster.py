@@ -24,7 +24,7 @@ from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
 from .tiles import RasterSource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
-from .weights import list_weights, load_weights_once
+from .weights import list_weights
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class ClusterReport:
 
 def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
     """Finished rows of one block (runs on a worker) and the engine's name."""
-    pair = load_weights_once(weights) if isinstance(weights, str) else weights
-    engine = ResolvedSettings(job.settings, ModelAndCard(*pair)).create_engine(block=True)
+    pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
+    engine = ResolvedSettings(job.settings, pair).create_engine(block=True)
     y, x, h, w = block.region
     with open_raster(job.src) as scene:
         logits = predict_region(RasterSource(scene, job.bands, job.fill), job.grid, block.region, engine,

@@ -9,40 +9,81 @@ CLI, ``segment``, Dask workers, evaluation) creates its engine here, with the sa
 Normalisation is written once (:func:`normalise`): scaling is decided per scene by the caller
 (``scale=(low, high)``, raw values mapped to [0, 1]), never per tile, so neighbouring tiles see the
 same transform; then the card's mean and std apply.
+
+Torch is imported only where a path needs it: a run of the weights' INT8 OpenVINO model on the CPU
+(the default on CPUs) reads the card, not the network, and never imports it (about 1.5 s of start-up).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import logging
+import os
+import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
-from safetensors.torch import save
-from torch import nn
 
 from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError
-from .weights import WeightsCard
+from .weights import WeightsCard, load_card_once, load_weights_once
 from .writers import published
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 
 
-class ModelAndCard(NamedTuple):
-    """A network with the card that says how to feed it and what its outputs mean."""
+class ModelAndCard:
+    """A network with the card that says how to feed it and what its outputs mean; unpacks as
+    ``model, card``.
 
-    model: nn.Module
-    card: WeightsCard
+    Made from named weights (:meth:`named`), the network is loaded (and its file's checksum checked) on
+    first use of ``model``: a run of the weights' INT8 model reads only the card."""
+
+    __slots__ = ("_model", "card", "_weights")
+
+    def __init__(self, model: nn.Module | None, card: WeightsCard, weights: str | None = None) -> None:
+        if model is None and weights is None:
+            raise ValueError("ModelAndCard needs a model or the weights to load it from")
+        self._model, self.card, self._weights = model, card, weights
+
+    @classmethod
+    def named(cls, weights: str | Path) -> ModelAndCard:
+        """Shipped weights by name, or a .safetensors/.json path: the card now, the network when used."""
+        return cls(None, load_card_once(weights), str(weights))
+
+    @classmethod
+    def of(cls, pair: ModelAndCard | tuple) -> ModelAndCard:
+        """``pair`` itself, or a (model, card) tuple as a ModelAndCard."""
+        return pair if isinstance(pair, ModelAndCard) else cls(*pair)
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            self._model = load_weights_once(self._weights)[0]
+        return self._model
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.model, self.card))
+
+    def __getitem__(self, index: int) -> Any:
+        return self.card if index in (1, -1) else (self.model, self.card)[index]
+
+    def __len__(self) -> int:
+        return 2
 
 
 @runtime_checkable
@@ -61,6 +102,8 @@ class Engine(Protocol):
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then the CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are taken as given."""
+    import torch
+
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -74,6 +117,45 @@ def resolve_device(device: str = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError(f"device {device!r} asked for but CUDA is not available here")
     return resolved
+
+
+def device_type(device: str = "auto") -> str:
+    """``resolve_device(device).type`` (cpu, cuda or mps), without importing torch where the answer is
+    certain: ``cpu``, or ``auto`` on a machine with no GPU runtime (see :func:`_no_gpu_here`)."""
+    if device == "cpu" or (device == "auto" and "torch" not in sys.modules and _no_gpu_here()):
+        return "cpu"
+    return resolve_device(device).type
+
+
+@functools.cache
+def _no_gpu_here() -> bool:
+    """True when torch could not find a GPU here: a CPU-only torch build, or Linux without the device
+    files of an NVIDIA, AMD (ROCm) or WSL GPU. False means "ask torch"."""
+    try:
+        if importlib.metadata.version("torch").endswith("+cpu"):
+            return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    dev = Path("/dev")
+    return sys.platform.startswith("linux") and not any(
+        any(dev.glob(pattern)) for pattern in ("nvidia*", "kfd", "dxg"))
+
+
+def cpu_threads() -> int:
+    """Threads for a CPU engine: torch's own setting once torch is loaded (it follows set_num_threads),
+    otherwise what torch would choose: OMP_NUM_THREADS, else the physical cores this process may use."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        import psutil  # a dependency of distributed
+
+        return max(1, min(usable, psutil.cpu_count(logical=False) or usable))
+    except ImportError:
+        return usable
 
 
 def normalise(tiles: np.ndarray, scale: tuple, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -96,6 +178,8 @@ class TorchEngine:
     """Eager PyTorch on any device: channels-last, inference mode, float16 autocast on CUDA."""
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], device: str = "auto") -> None:
+        import torch
+
         self.device = resolve_device(device)
         current = next(model.parameters(), torch.empty(0)).device
         if current != self.device:  # a model may be shared (cached weights): move a copy, not the original
@@ -105,16 +189,18 @@ class TorchEngine:
         self.mean, self.std = tuple(mean), tuple(std)
         self.name = f"torch-{self.device.type}"
 
-    @torch.inference_mode()
     def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
-        x = torch.from_numpy(normalise(tiles, scale, self.mean, self.std)).to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(normalise(tiles, scale, self.mean, self.std)).to(self.device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    logits = self.model(x)
+            else:
                 logits = self.model(x)
-        else:
-            logits = self.model(x)
-        return logits.float().cpu().numpy()
+            return logits.float().cpu().numpy()
 
 
 class OnnxRuntimeEngine:
@@ -142,8 +228,9 @@ class OpenVINOEngine:
 
     PART = 2  # tiles per request when the batch is split across streams
 
-    def __init__(self, model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int, threads: int,
+    def __init__(self, model: nn.Module | None, card: WeightsCard, batch_size: int, tile_size: int, threads: int,
                  int8_model: Path | None = None) -> None:
+        """``model`` is exported to ONNX for the fp32 graph; with ``int8_model`` it is not used (None is fine)."""
         import openvino as ov
 
         if int8_model is not None and batch_size % self.PART:
@@ -194,6 +281,8 @@ def weights_digest(model: nn.Module) -> str:
     """sha256 of the network's tensors: what identifies an export or a cached engine (not the card,
     which an in-memory model may share with other tensors). Computed every time (about 20 ms for
     LALE-S1): a model changed in place must never find the engine of its old weights."""
+    from safetensors.torch import save
+
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return hashlib.sha256(save(state)).hexdigest()
 
@@ -204,6 +293,8 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
 
     Safe when several processes or threads export the same model at once: each writes its own
     temporary file and the rename into place is atomic (the last one wins with identical bytes)."""
+    import torch
+
     cache_dir = cache_dir or default_cache_dir()
     digest = hashlib.sha256(weights_digest(model).encode())
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
@@ -232,17 +323,19 @@ def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
                   tile_size: int = 512, threads: int | None = None, int8_model: Path | None = None) -> Engine:
     """An engine for ``weights`` (a (model, card) pair); ``auto`` falls back to torch (with a log line)
     when the export or compile fails. ``int8_model``: run that INT8 OpenVINO model instead (the caller
-    checked that the card allows it, see :class:`lale_geo.settings.InferenceSettings`)."""
-    model, card = weights
+    checked that the card allows it, see :class:`lale_geo.settings.InferenceSettings`); the network of
+    ``weights`` is then not used, nor torch imported."""
+    card = weights[1]
     if int8_model is not None:
         try:
-            return OpenVINOEngine(model, card, batch_size, tile_size, threads or torch.get_num_threads(), int8_model)
+            return OpenVINOEngine(None, card, batch_size, tile_size, threads or cpu_threads(), int8_model)
         except Exception as e:  # noqa: BLE001 - a broken INT8 model must not take the run down with a traceback
             raise LaleGeoError(f"{int8_model}: the INT8 model failed to load ({e}); use precision=fp32") from e
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    model = weights[0]
     resolved = resolve_device(device)
-    threads = threads or torch.get_num_threads()
+    threads = threads or cpu_threads()
     if engine == "torch" or (engine == "auto" and resolved.type != "cpu"):
         return TorchEngine(model, card.mean, card.std, device)
     if engine != "auto" and resolved.type != "cpu":
@@ -279,9 +372,11 @@ def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "a
     sets its threads per process, so it gets one engine whose calls are serialised instead of
     oversubscribed cores."""
     card = weights[1]
-    cpu = resolve_device(device).type == "cpu" and engine != "torch"
-    key = (engine, weights_digest(weights[0]), tuple(card.mean), tuple(card.std), device, batch_size, tile_size,
-           int8_model, threading.get_ident() if cpu else None)
+    cpu = device_type(device) == "cpu" and engine != "torch"
+    # An INT8 model is identified by its (checksum-verified) file; the network is then never loaded.
+    tensors = str(int8_model) if int8_model is not None else weights_digest(weights[0])
+    key = (engine, tensors, tuple(card.mean), tuple(card.std), device, batch_size, tile_size,
+           threading.get_ident() if cpu else None)
     with _ENGINES_LOCK:
         if key not in _ENGINES_BY_KEY:
             made = create_engine(engine, weights, device=device, batch_size=batch_size, tile_size=tile_size,

@@ -8,10 +8,10 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, resolve_device
+from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type
 from .errors import InvalidInputError
 from .tta import TTA_MODES, tta_transforms, with_tta
-from .weights import DEFAULT_WEIGHTS, load_weights_once, verified_int8_model
+from .weights import DEFAULT_WEIGHTS, verified_int8_model
 
 PRECISIONS = ("auto", "fp32", "int8")
 
@@ -66,24 +66,29 @@ class InferenceSettings:
             raise InvalidInputError(f"tta={self.tta}: unknown; use one of {', '.join(TTA_MODES)}")
 
     def resolve(self, model: ModelAndCard | tuple | None = None) -> ResolvedSettings:
-        """Load the weights (or take ``model``, an in-memory (model, card) pair) and complete the tiling."""
-        pair = ModelAndCard(*(model if model is not None else load_weights_once(self.weights or DEFAULT_WEIGHTS)))
-        net, card = pair
+        """Load the weights (or take ``model``, an in-memory (model, card) pair) and complete the tiling.
+
+        Where the run will use the weights' INT8 model, only their card is read: the network (and torch)
+        is not needed."""
+        pair = ModelAndCard.of(model) if model is not None else ModelAndCard.named(self.weights or DEFAULT_WEIGHTS)
+        card = pair.card
         if card.num_classes > 255:
             raise InvalidInputError(f"{card.name}: more than 255 classes do not fit a uint8 map with nodata 255")
         overlap = self.overlap
         if overlap is None:
             overlap = card.overlap if self.tile_size is None else card.overlap * self.tile_size // card.tile_size
         tile_size = self.tile_size or card.tile_size
-        multiple = getattr(net, "size_multiple", 32)
-        if tile_size % multiple:
-            raise InvalidInputError(f"tile_size={tile_size}: must be a multiple of {multiple} for {card.model}")
         if not 0 <= overlap < tile_size:
             raise InvalidInputError(f"overlap={overlap}: must be below the tile size ({tile_size})")
         tta_transforms(self.tta, card)  # refuses transforms the weights were not trained with
         resolved = replace(self, weights=None if model is not None else (self.weights or DEFAULT_WEIGHTS),
                            tile_size=tile_size, overlap=overlap)
-        return ResolvedSettings(replace(resolved, precision=resolved._decide_precision(card)), pair)
+        resolved = replace(resolved, precision=resolved._decide_precision(card))
+        if resolved.precision == "fp32":  # load now: a bad weights file fails here, before any output
+            multiple = getattr(pair.model, "size_multiple", 32)
+            if tile_size % multiple:
+                raise InvalidInputError(f"tile_size={tile_size}: must be a multiple of {multiple} for {card.model}")
+        return ResolvedSettings(resolved, pair)
 
     def _decide_precision(self, card) -> str:
         """``fp32`` or ``int8`` for these (resolved) settings: ``int8`` is refused with the reason when it
@@ -93,7 +98,7 @@ class InferenceSettings:
             why_not = "the weights have no INT8 model"
         elif self.weights is None:
             why_not = "the weights are an in-memory model (the INT8 model lives beside weights files)"
-        elif self.engine not in ("auto", "openvino") or resolve_device(self.device).type != "cpu":
+        elif self.engine not in ("auto", "openvino") or device_type(self.device) != "cpu":
             why_not = "the INT8 model runs on OpenVINO on the CPU"
         elif not importlib.util.find_spec("openvino"):
             why_not = "openvino is not installed"

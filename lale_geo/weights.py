@@ -16,14 +16,14 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from .checksums import sha256_of
 from .errors import WeightsError
 from .models import create_model, list_models
+
+if TYPE_CHECKING:
+    from torch import nn
 
 DEFAULT_WEIGHTS = "lale_s1_dubai"
 
@@ -221,6 +221,8 @@ def load_weights(name_or_path: str | Path = DEFAULT_WEIGHTS) -> tuple[nn.Module,
     if actual != card.sha256:
         raise WeightsError(f"{tensors}: sha256 {actual} does not match its card ({card.sha256}); "
                            "the file is corrupt or belongs to other weights")
+    from safetensors.torch import load_file
+
     model = card.build_model()
     state = load_file(str(tensors))
     mismatch = describe_mismatch(model.state_dict(), state)
@@ -250,6 +252,8 @@ def describe_mismatch(expected: dict[str, Any], found: dict[str, Any], examples:
 
 def save_weights(model: nn.Module, card_fields: dict[str, Any], base: str | Path) -> WeightsCard:
     """Write ``base.safetensors`` and its card ``base.json`` (the sha256 is filled in here)."""
+    from safetensors.torch import save_file
+
     base = Path(base)
     base.parent.mkdir(parents=True, exist_ok=True)
     tensors = base.with_suffix(".safetensors")
@@ -263,8 +267,6 @@ def save_weights(model: nn.Module, card_fields: dict[str, Any], base: str | Path
 def weights_size_mb(model: nn.Module) -> float:
     """Size of the model's parameters and buffers in MB as stored (fp32 for our weights)."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
-
-
 
 
 def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) -> tuple[nn.Module, WeightsCard]:
@@ -325,3 +327,16 @@ def load_weights_once(name_or_path: str | Path) -> tuple[nn.Module, WeightsCard]
 @functools.lru_cache(maxsize=4)
 def _load_cached(tensors: str, stats: tuple) -> tuple[nn.Module, WeightsCard]:
     return load_weights(tensors)
+
+
+def load_card_once(name_or_path: str | Path) -> WeightsCard:
+    """:func:`load_card`, once per process and card file (Dask blocks ask again and again); a card
+    rewritten since (new size or time) is read again."""
+    _, card = resolve_weights(name_or_path)
+    stat = card.stat()
+    return _card_cached(str(card), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _card_cached(path: str, size: int, mtime_ns: int) -> WeightsCard:
+    return WeightsCard.read(path)

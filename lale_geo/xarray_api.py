@@ -26,13 +26,12 @@ from .settings import InferenceSettings, ResolvedSettings
 from .stitching import OUTPUT_NODATA, finish_rows, softmax
 from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
-from .weights import load_weights_once
 
 
 def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: InferenceSettings, grid: TileGrid,
                    block: Block, nodata, probabilities: bool) -> np.ndarray:
     """Classes or probabilities of one block (runs in a Dask task); ``pixels`` is the block's extent."""
-    pair = ModelAndCard(*(load_weights_once(weights) if isinstance(weights, str) else weights))
+    pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
     engine = ResolvedSettings(settings, pair).create_engine(block=True)
     scale = (np.asarray(scaling.low), np.asarray(scaling.high))
     valid = valid_pixels(pixels, nodata)

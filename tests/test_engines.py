@@ -111,3 +111,16 @@ def test_the_tile_loop_overlaps_batches_and_keeps_grid_order():
     np.testing.assert_allclose(got, expected, atol=1e-5)  # a tile out of order would be off by far more
     starts = [i for kind, i in events if kind == "start"]
     assert events[:3] == [("start", 0), ("start", 1), ("wait", 0)] and len(starts) == -(-len(grid) // 4)
+
+
+def test_device_type_and_cpu_threads_agree_with_torch_without_importing_it():
+    # the INT8 path decides the device and its threads before (and without) torch
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lale_geo.engines import cpu_threads, device_type\n"
+            "answer = (device_type('auto'), device_type('cpu'), cpu_threads(), 'torch' in sys.modules)\n"
+            "import torch\nfrom lale_geo.engines import resolve_device\n"
+            "print(answer == (resolve_device('auto').type, 'cpu', torch.get_num_threads(), False), answer)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("True"), result.stdout + result.stderr[-1000:]

@@ -1,6 +1,8 @@
 import dataclasses
 import importlib.util
 import shutil
+import subprocess
+import sys
 
 import pytest
 import rasterio
@@ -57,3 +59,42 @@ def test_a_tampered_int8_model_is_refused(tmp_path):
     assert resolved.settings.precision == "int8"
     with pytest.raises(WeightsError, match="does not match its card"):
         resolved.create_engine()
+
+
+_NO_TORCH_RUN = """
+import sys
+import rioxarray
+import lale_geo
+from lale_geo.cli.main import cli
+try:
+    cli(["-q", "predict", {src!r}, "-o", {out!r}])
+except SystemExit as e:
+    assert not e.code, e.code
+labels = lale_geo.segment(rioxarray.open_rasterio({src!r}, chunks=512)).compute()
+print("TORCH" if "torch" in sys.modules else "NO-TORCH", int((labels < 5).sum()))
+"""
+
+
+@needs_openvino
+def test_int8_runs_read_only_the_card_and_never_import_torch(rasterio_fixtures, tmp_path):
+    # torch is most of a run's start-up; the INT8 OpenVINO model needs neither it nor the fp32 tensors
+    src, out = rasterio_fixtures / "RGB.byte.tif", tmp_path / "map.tif"
+    code = _NO_TORCH_RUN.format(src=str(src), out=str(out))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    word, labelled = result.stdout.split()[-2:]
+    assert word == "NO-TORCH" and int(labelled) > 100_000  # segment() labelled the scene too
+    with rasterio.open(out) as dst:
+        assert dst.tags()["LALE_GEO_PRECISION"] == "int8"
+
+
+@needs_openvino
+def test_damaged_fp32_tensors_do_not_stop_an_int8_run_but_do_stop_fp32(tmp_path):
+    for path in shipped_weights_dir().glob(f"{DEFAULT_WEIGHTS}.*"):
+        shutil.copy(path, tmp_path / path.name)
+    tensors = tmp_path / f"{DEFAULT_WEIGHTS}.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:-10] + b"0123456789")
+    card = str(tmp_path / f"{DEFAULT_WEIGHTS}.json")
+    assert InferenceSettings(weights=card).resolve().create_engine().name == "openvino-cpu-int8"
+    with pytest.raises(WeightsError, match="does not match its card"):
+        InferenceSettings(weights=card, precision="fp32").resolve()

@@ -29,3 +29,27 @@ def test_register_twice_is_refused():
         @register_model
         def lale_s1(**kwargs) -> nn.Module:  # noqa: F811
             return nn.Identity()
+
+
+def test_the_built_in_names_are_the_ones_their_modules_register():
+    # list_models() answers from the built-in table without importing torch; it must not drift
+    import importlib
+
+    from lale_geo.models import _registry
+
+    for module in set(_registry._BUILT_IN.values()):
+        importlib.import_module(f"lale_geo.models.{module}")
+    registered = {name: factory.__module__.rsplit(".", 1)[1] for name, factory in _registry._MODELS.items()
+                  if factory.__module__.startswith("lale_geo.models.")}
+    assert registered == _registry._BUILT_IN
+
+
+def test_the_models_package_and_its_names_need_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, lale_geo.models as m, lale_geo.weights as w\n"
+            "names = m.list_models(); card = w.load_card(w.DEFAULT_WEIGHTS)\n"
+            "print('lale_s1' in names, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["True", "False"], result.stderr[-1000:]
