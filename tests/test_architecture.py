@@ -133,6 +133,7 @@ def test_the_help_summaries_are_the_commands_own():
 def test_predict_does_not_import_geopandas_and_vectorize_stays_the_function():
     code = ("import sys, lale_geo.cli.predict, lale_geo.pipeline\n"
             "assert 'geopandas' not in sys.modules, 'predict imported geopandas'\n"
+            "assert 'pystac' not in sys.modules, 'predict imported pystac (needed for --stac only)'\n"
             "import lale_geo, lale_geo.polygons\n"  # importing the module must not shadow the function
             "assert lale_geo.vectorize is lale_geo.polygons.vectorize\n"
             "print('ok')")

@@ -12,7 +12,6 @@ import click
 from ..engines import ENGINES
 from ..pipeline import PredictSummary, plan, predict
 from ..settings import PRECISIONS, InferenceSettings
-from ..stac import write_stac_item
 from ..tta import TTA_MODES
 from ..weights import random_weights
 from ..writers import check_output
@@ -145,6 +144,8 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
         if vector:
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
         if stac_item:
+            from ..stac import write_stac_item  # pystac and jsonschema: only when asked for
+
             extras = {"confidence": confidence, "probabilities": probabilities, "polygons": vector}
             _, validated, unreachable = write_stac_item(
                 dst, stac_item, overwrite=overwrite, datetime=stac_datetime,
