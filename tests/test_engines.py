@@ -124,3 +124,22 @@ def test_device_type_and_cpu_threads_agree_with_torch_without_importing_it():
             "print(answer == (resolve_device('auto').type, 'cpu', torch.get_num_threads(), False), answer)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("True"), result.stdout + result.stderr[-1000:]
+
+
+@pytest.mark.skipif("openvino" not in INSTALLED, reason="openvino is not installed")
+def test_openvino_keeps_compiled_models_in_the_cache_and_works_without_one(tmp_path, monkeypatch):
+    pair = random_weights()
+    tiles = np.random.default_rng(1).integers(0, 256, (2, 3, 64, 64)).astype(np.uint8)
+    monkeypatch.setenv("LALE_GEO_CACHE", str(tmp_path / "cache"))
+    first = create_engine("openvino", pair, batch_size=2, tile_size=64, threads=1)(tiles, (0, 255))
+    assert list((tmp_path / "cache" / "openvino").glob("*.blob"))
+    again = create_engine("openvino", pair, batch_size=2, tile_size=64, threads=1)(tiles, (0, 255))
+    np.testing.assert_array_equal(first, again)  # the compiled model loaded from the cache
+    # a cache folder that cannot be created: compile without caching (the exported ONNX is passed in)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("LALE_GEO_CACHE", str(tmp_path / "file"))
+    from lale_geo.engines import OpenVINOEngine, export_onnx
+
+    onnx = export_onnx(pair[0], pair[1], 2, 64, cache_dir=tmp_path / "cache")
+    engine = OpenVINOEngine(None, pair[1], 2, 64, 1, int8_model=onnx)
+    np.testing.assert_allclose(engine(tiles, (0, 255)), first, rtol=1e-4, atol=1e-4)
