@@ -1,11 +1,33 @@
-"""Run a child process and measure its wall time and peak resident memory (shared by the benchmarks)."""
+"""Run a child process and measure its wall time and peak resident memory (shared by the benchmarks).
+
+Linux keeps a process's peak resident size across exec, and a forked child starts with its parent's
+pages: a command started straight from a benchmark that has loaded torch and a model would read at
+least the benchmark's own size (a 400 MB parent made `true` read 408 MB). Commands are therefore
+forked from a small launcher (a bare Python, about 10 MB), which times the command and reports its peak.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
-import time
+
+_LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def run_measured(args: list[str]) -> tuple[float, float, str]:
@@ -13,13 +35,13 @@ def run_measured(args: list[str]) -> tuple[float, float, str]:
 
     Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     """
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r") as report:
+        code = subprocess.call([sys.executable, "-c", _LAUNCHER, report.name, *map(str, args)],
+                               stdout=out, stderr=err, text=True)
         out.seek(0)
         err.seek(0)
-        if os.waitstatus_to_exitcode(status):
+        if code:
             raise RuntimeError(f"{' '.join(map(str, args[:4]))} failed:\n{err.read()[-4000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read()
+        seconds, peak_kb = report.read().split()
+        return float(seconds), int(peak_kb) / 1024, out.read()
