@@ -2,13 +2,12 @@
 
 Linux keeps a process's peak resident size across exec, and a forked child starts with its parent's
 pages: a command started straight from a benchmark that has loaded torch and a model would read at
-least the benchmark's own size (a 400 MB parent made `true` read 408 MB). Commands are therefore
-forked from a small launcher (a bare Python, about 10 MB), which times the command and reports its peak.
+least the benchmark's own size. Commands are therefore forked from a small launcher (a bare Python),
+which times the command and reports its peak.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile

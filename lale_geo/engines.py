@@ -11,7 +11,7 @@ Normalisation is written once (:func:`normalise`): scaling is decided per scene 
 same transform; then the card's mean and std apply.
 
 Torch is imported only where a path needs it: a run of the weights' INT8 OpenVINO model on the CPU
-(the default on CPUs) reads the card, not the network, and never imports it (about 1.5 s of start-up).
+(the default on CPUs) reads the card, not the network, and never imports it (most of a run's start-up).
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ class OpenVINOEngine:
 
 def _openvino_core():
     """An OpenVINO core that keeps compiled models under the cache folder: a run that compiles a model
-    compiled before loads it instead (0.4-0.5 s instead of 0.8-1.0 s for LALE-S1 INT8 here). OpenVINO
+    compiled before loads it instead of compiling it again. OpenVINO
     keys the cache by the model, the device and the config, and compiles anew when an entry is unusable;
     without a writable cache folder it simply compiles."""
     import openvino as ov

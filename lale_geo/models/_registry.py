@@ -3,7 +3,7 @@
 A variant is registered by decorating a small factory; ``create_model`` is the one way in.
 
 The built-in variants are known by name before their modules are imported (``_BUILT_IN``): a weights
-card can be checked, and an INT8 OpenVINO run can go ahead, without importing torch (about 1.5 s of a
+card can be checked, and an INT8 OpenVINO run can go ahead, without importing torch (most of a
 run's start-up). Their module is imported, and registers them, the first time one is created.
 """
 
