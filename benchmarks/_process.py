@@ -21,16 +21,26 @@ if pid == 0:
         os.execvp(sys.argv[2], sys.argv[2:])
     finally:
         os._exit(127)
-_, status, usage = os.wait4(pid, 0)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # still a zombie: its I/O counters can be read
 seconds = time.perf_counter() - start
+with open(f"/proc/{pid}/io") as f:
+    rchar = dict(line.split(": ") for line in f.read().splitlines())["rchar"]
+_, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as f:
-    f.write(f"{seconds} {usage.ru_maxrss}")
+    f.write(f"{seconds} {usage.ru_maxrss} {rchar}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def run_measured(args: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB of that process alone, its stdout); raises with its stderr on failure.
+    """(seconds, peak RSS in MB of that process alone, its stdout); raises with its stderr on failure."""
+    seconds, rss, _, out = run_counted(args)
+    return seconds, rss, out
+
+
+def run_counted(args: list[str]) -> tuple[float, float, int, str]:
+    """(seconds, peak RSS in MB, bytes the process read (``rchar``: files and pipes, imports included), its
+    stdout); raises with its stderr on failure.
 
     Output goes to files, not pipes, so a chatty child can never block on a full pipe.
     """
@@ -42,5 +52,5 @@ def run_measured(args: list[str]) -> tuple[float, float, str]:
         err.seek(0)
         if code:
             raise RuntimeError(f"{' '.join(map(str, args[:4]))} failed:\n{err.read()[-4000:]}")
-        seconds, peak_kb = report.read().split()
-        return float(seconds), int(peak_kb) / 1024, out.read()
+        seconds, peak_kb, rchar = report.read().split()
+        return float(seconds), int(peak_kb) / 1024, int(rchar), out.read()

@@ -2,8 +2,10 @@
 
     python benchmarks/predict.py [--size 10000] [--memory-sizes 5000 20000] [--engines torch openvino]
 
-The scene is a VRT mosaic of one real Dubai aerial image (validation tile 4, converted once to a tiled
-GeoTIFF), repeated to the requested size: real pixels, any size, no GBs on disk. Each run is a separate
+The throughput scene is a VRT mosaic of one real Dubai aerial image (validation tile 4, converted once to a
+tiled GeoTIFF), repeated to the requested size. Memory and bytes read are measured on real tiled DEFLATE
+GeoTIFFs whose every block differs (``_scenes.real_scene``): a VRT would let GDAL decode only a handful of
+blocks and hide cache and I/O costs. Each run is a separate
 `lale-geo predict` process; peak RSS is that process's maximum resident set (os.wait4). The bare-model
 figure times the same engine on the same number of tiles (batches of random real-valued tiles), so
 end-to-end / bare-model shows what reading, blending and writing cost on top of the network.
@@ -21,8 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _process import run_measured
-from _scenes import make_scene, make_tile
+from _process import run_counted, run_measured
+from _scenes import make_scene, make_tile, real_scene
 
 
 def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int) -> tuple[float, str]:
@@ -43,12 +45,16 @@ def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10000)
-    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[5000, 20000])
+    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[5000, 10000, 20000])
+    parser.add_argument("--wide", nargs=2, type=int, action="append", default=None, metavar=("HEIGHT", "WIDTH"),
+                        help="a wide scene for the memory table (default 512 120000)")
+    parser.add_argument("--overviews", action="store_true", help="memory scenes carry overviews")
     parser.add_argument("--memory-engine", default=None, help="engine for the memory runs (default: fastest)")
     parser.add_argument("--engines", nargs="+", default=None)
     parser.add_argument("--weights", default="lale_s1_dubai")
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
+    args.wide = args.wide if args.wide is not None else [[512, 120000]]
     engines = args.engines or ["torch"] + [e for e in ("onnxruntime", "openvino") if importlib.util.find_spec(e)]
     from lale_geo.tiling import TileGrid
     from lale_geo.weights import load_card
@@ -80,17 +86,33 @@ def main() -> None:
             if mp / seconds > fastest[1]:
                 fastest = (engine, mp / seconds)
         engine = args.memory_engine or fastest[0]
+        print(f"\nmemory and bytes read on real tiled DEFLATE GeoTIFFs (512 px blocks, every block different "
+              f"real pixels), engine {engine}")
+        print(f"{'scene':>14}{'file MB':>9}{'wall s':>8}{'MP/s':>7}{'peak RSS MB':>13}{'input read MB':>15}"
+              f"{'read / file':>13}")
+
+        def measured(scene: Path, out: Path) -> tuple[float, float, int]:
+            seconds, rss, rchar, _ = run_counted(cli + [str(scene), "-o", str(out), "--engine", engine, "--overwrite",
+                                                      "--batch-size", str(args.batch), "--weights", args.weights])
+            return seconds, rss, rchar
+
+        # What a run reads besides its input (Python modules, weights, the compile cache): a 512^2 scene's run
+        _, _, floor = measured(real_scene(512, 512), folder / "floor.tif")
+        floor -= real_scene(512, 512).stat().st_size
         rss_by_size = {}
-        for size in args.memory_sizes:
-            scene = make_scene(tile, size, folder)
-            seconds, rss, _ = run_measured(cli + [str(scene), "-o", str(folder / f"mem_{size}.tif"), "--engine", engine,
-                                               "--batch-size", str(args.batch), "--weights", args.weights])
-            rss_by_size[size] = rss
-            print(f"{engine:<19}{size:>8}{len(TileGrid(size, size, card.tile_size, card.overlap)):>7}"
-                  f"{size**2 / 1e6 / seconds:>17.2f}{'':>17}{'':>7}{rss:>13.0f}", flush=True)
-        if len(rss_by_size) >= 2:
-            sizes = sorted(rss_by_size)
-            print(f"\npeak RSS {sizes[-1]}^2 / {sizes[0]}^2: {rss_by_size[sizes[-1]] / rss_by_size[sizes[0]]:.2f}x")
+        shapes = [(size, size) for size in args.memory_sizes] + [tuple(s) for s in args.wide]
+        for height, width in shapes:
+            scene = real_scene(height, width, overviews=args.overviews)
+            seconds, rss, rchar = measured(scene, folder / "mem.tif")
+            size_mb = scene.stat().st_size / 1e6
+            read_mb = (rchar - floor) / 1e6
+            rss_by_size[f"{height}x{width}"] = round(rss)
+            print(f"{f'{height}x{width}':>14}{size_mb:>9.0f}{seconds:>8.1f}{height * width / 1e6 / seconds:>7.2f}"
+                  f"{rss:>13.0f}{read_mb:>15.0f}{read_mb / size_mb:>13.2f}", flush=True)
+        squares = [f"{s}x{s}" for s in sorted(args.memory_sizes)]
+        if len(squares) >= 2:
+            print(f"\npeak RSS {squares[-1]} / {squares[0]}: {rss_by_size[squares[-1]] / rss_by_size[squares[0]]:.2f}x")
+        print("input read = the run's rchar minus a 512^2 run's rchar less that file's size")
         print(json.dumps({"rss_mb": rss_by_size}))
 
 

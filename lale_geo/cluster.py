@@ -1,7 +1,7 @@
 """Predict on a ``dask.distributed`` cluster: blocks aligned to the tile grid, computed where the workers
 are, sent back as finished uint8 rows (never float logits) and written here in row order.
 
-Each worker reads its blocks' tiles from the raster itself (windowed reads: workers need the input at
+Each worker reads its block from the raster itself, with its halo, in one checked read (workers need the input at
 the same path or URL), creates its engine once per process and weights with the same ``auto`` rule as
 the CLI, and runs every tile that meets its block with the whole scene's blending weights, so the map
 is the one a local run writes.
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rasterio.windows import Window
 
 from .engines import ModelAndCard
 from .errors import LaleGeoError
-from .raster import open_raster, window_validity
+from .raster import open_raster, reading_env
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
-from .tiles import RasterSource, predict_region
+from .strips import read_region
+from .tiles import ArraySource, predict_region, tiles_meeting
 from .tiling import Block, TileGrid, plan_blocks
 from .weights import list_weights
 
@@ -66,11 +66,15 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
     pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
     engine = ResolvedSettings(job.settings, pair).create_engine(block=True)
     y, x, h, w = block.region
-    with open_raster(job.src) as scene:
-        logits = predict_region(RasterSource(scene, job.bands, job.fill), job.grid, block.region, engine,
-                                job.scale, job.settings.batch_size)
-        valid = window_validity(scene, job.bands, Window(x, y, w, h))
-    return finish_rows(logits, valid, job.probabilities, job.confidence), engine.name
+    tiles = tiles_meeting(job.grid, block.region)  # the block with its halo, read once
+    top, left = tiles[0].y0, tiles[0].x0
+    bottom, right = tiles[-1].y0 + job.grid.tile_size, tiles[-1].x0 + job.grid.tile_size
+    with reading_env(), open_raster(job.src) as scene:
+        pixels, valid = read_region(scene, job.bands, top, left, bottom - top, right - left)
+    source = ArraySource(pixels, valid, job.fill, origin=(top, left))
+    logits = predict_region(source, job.grid, block.region, engine, job.scale, job.settings.batch_size)
+    block_valid = valid[y - top:y - top + h, x - left:x - left + w]
+    return finish_rows(logits, block_valid, job.probabilities, job.confidence), engine.name
 
 
 def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,

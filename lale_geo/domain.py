@@ -25,6 +25,7 @@ import numpy as np
 from rasterio.errors import CRSError
 
 from .errors import InvalidInputError, WeightsError
+from .scene_sample import SceneSample, sample_scene
 
 if TYPE_CHECKING:  # type hints only: the guard needs just .low/.high of a scaling and an open dataset
     import rasterio
@@ -244,19 +245,16 @@ def pixel_size_metres(crs: CRS | None, transform: Affine, height: int, width: in
 
 
 def scene_statistics(src: rasterio.DatasetReader, bands: Sequence[int], scaling: Scaling,
-                     sample_size: int = 512) -> SceneStatistics:
+                     sample: SceneSample | None = None) -> SceneStatistics:
     """Pixel size and per-band mean/std of the scene's valid pixels, [0, 1]-scaled by ``scaling``.
 
-    The statistics come from one decimated read (about ``sample_size`` pixels on the long side, served
-    from overviews when the file has them), as the per-scene scaling is decided; invalid pixels (nodata,
-    alpha, GDAL mask, NaN in any band) are left out.
+    The statistics come from the scene's bounded sample (``sample``, read here when not given), the same
+    one the per-scene scaling is decided from; invalid pixels (nodata, alpha, GDAL mask, NaN in any band)
+    are left out.
     """
-    factor = max(1.0, max(src.width, src.height) / sample_size)
-    shape = (len(bands), max(1, round(src.height / factor)), max(1, round(src.width / factor)))
-    data = np.ma.masked_invalid(src.read(list(bands), out_shape=shape, masked=True).astype(np.float64))
-    valid = ~np.ma.getmaskarray(data).any(axis=0)
+    sample = sample if sample is not None else sample_scene(src, bands)
     size = pixel_size_metres(src.crs, src.transform, src.height, src.width)
-    pixels = data.data[:, valid]  # (bands, N)
+    pixels = sample.pixels.astype(np.float64)  # (bands, N)
     if pixels.shape[1] == 0:
         return SceneStatistics(size, None, None, 0)
     scaled = _scaled(pixels, scaling.low, scaling.high)
@@ -265,7 +263,7 @@ def scene_statistics(src: rasterio.DatasetReader, bands: Sequence[int], scaling:
 
 
 def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[int], scaling: Scaling,
-          strict: bool = False) -> list[str]:
+          strict: bool = False, sample: SceneSample | None = None) -> list[str]:
     """Warnings for a scene unlike the weights' training data; none when the card carries no profile.
 
     Args:
@@ -274,6 +272,7 @@ def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[
         bands: 1-based band indexes feeding the model, in the card's order.
         scaling: the scene's value scaling (``low``/``high`` per band), decided before.
         strict: raise instead of returning warnings.
+        sample: the scene's bounded sample, if already read (see :mod:`lale_geo.scene_sample`).
 
     Raises:
         InvalidInputError: with ``strict``, the first warning plus "(strict_domain=True)".
@@ -283,7 +282,7 @@ def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[
     if not data:
         return []
     profile = DomainProfile.from_dict(data)
-    stats = scene_statistics(src, bands, scaling)
+    stats = scene_statistics(src, bands, scaling, sample)
     names = getattr(card, "bands", None)
     return _finish(check_domain(profile, stats.pixel_size_m, stats.band_mean, stats.band_std, names), src.name,
                    strict)

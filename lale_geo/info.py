@@ -10,7 +10,7 @@ from rasterio.windows import Window
 
 from .classmap import class_names_for, row_pixel_areas_m2
 from .errors import InvalidInputError
-from .raster import open_raster
+from .raster import checked_read, open_raster
 
 
 def raster_info(path: str | Path, classes_file: str | Path | None = None, block_rows: int = 1024) -> dict:
@@ -49,7 +49,9 @@ def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[d
     counts: dict[int, int] = {}
     areas: dict[int, float] = {}
     for y in range(0, src.height, block_rows):
-        rows = src.read(1, window=Window(0, y, src.width, min(block_rows, src.height - y)))
+        window = Window(0, y, src.width, min(block_rows, src.height - y))
+        with checked_read(src, f"rows {y}-{y + window.height}"):
+            rows = src.read(1, window=window)
         row_area = pixel_area[y:y + rows.shape[0]]
         for value, count, area in zip(*_block_counts(rows, row_area)):
             counts[value] = counts.get(value, 0) + int(count)

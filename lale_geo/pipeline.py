@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import rasterio
 
 from . import __version__
 from .cluster import BlockJob, ClusterReport, run_on_cluster, worker_path
@@ -21,12 +20,23 @@ from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .outputs import MapOutputs, run_key
-from .raster import check_dtype, check_georeferencing, is_remote, open_raster, read_validity, read_window, select_bands
-from .scaling import Scaling, decide_scaling, fill_values
+from .raster import (
+    GDAL_CACHE_BYTES,
+    check_dtype,
+    check_georeferencing,
+    is_remote,
+    open_raster,
+    read_window,
+    reading_env,
+    select_bands,
+)
+from .scaling import Scaling, decide_scaling, fill_values, fixed_scaling
+from .scene_sample import sample_scene
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import OUTPUT_NODATA, Band
-from .tiles import RasterSource, stream_scene
-from .tiling import TileGrid
+from .strips import MAX_READ_ROWS, StripSource
+from .tiles import stream_scene
+from .tiling import TileGrid, first_row_touching
 from .tta import tta_cost
 from .writers import check_output, locked_outputs
 
@@ -112,12 +122,17 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
     if len(set(p.resolve() for p in outputs)) < len(outputs):
         raise InvalidInputError(f"{dst}: the outputs must be different files")
 
-    with locked_outputs(outputs), open_raster(src) as scene:
+    with reading_env(), locked_outputs(outputs), open_raster(src) as scene:
         check_dtype(scene)
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
-        scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale)
-        for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain):
+        # One bounded sample serves the scaling and the domain guard (read only if either needs it)
+        needs_sample = card.domain or fixed_scaling(scene.dtypes[band_indexes[0] - 1], len(band_indexes),
+                                                    card.input_range, resolved.settings.scale) is None
+        sample = sample_scene(scene, band_indexes) if needs_sample else None
+        scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale, sample)
+        for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain,
+                             sample=sample):
             warnings.warn(warning, stacklevel=2)
         scale = (np.asarray(scaling.low), np.asarray(scaling.high))
         fill = fill_values(scale, card.mean)
@@ -133,26 +148,27 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         advance = progress.advance if progress else None
         cluster = None
         try:
-            def emit(band: Band) -> None:
-                written.write(band, read_validity(scene, band_indexes, band.y0, band.logits.shape[1]))
+            source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
 
-            with rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(scene, resolved.tile_size, band_indexes)):
-                if scheduler:
-                    where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
-                    # workers get absolute paths (they need not share our folder) for the weights too
-                    settings = replace(resolved.settings, weights=worker_path(resolved.settings.weights))
-                    job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), settings,
-                                   probabilities is not None, confidence is not None)
-                    cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
-                                             resume_at=written.rows_done)
-                    computed, engine_name = None, cluster.engine
-                else:
-                    computed = stream_scene(RasterSource(scene, band_indexes, fill), grid, engine, scale,
-                                            resolved.batch_size, emit, advance, resume_at=written.rows_done)
-                nodata = int(written.counts[OUTPUT_NODATA])
-                if nodata == scene.width * scene.height:
-                    warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
-                written.commit()
+            def emit(band: Band) -> None:
+                written.write(band, source.validity(band.y0, band.logits.shape[1]))
+
+            if scheduler:
+                where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
+                # workers get absolute paths (they need not share our folder) for the weights too
+                settings = replace(resolved.settings, weights=worker_path(resolved.settings.weights))
+                job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), settings,
+                               probabilities is not None, confidence is not None)
+                cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
+                                         resume_at=written.rows_done)
+                computed, engine_name = None, cluster.engine
+            else:
+                computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
+                                        resume_at=written.rows_done)
+            nodata = int(written.counts[OUTPUT_NODATA])
+            if nodata == scene.width * scene.height:
+                warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
+            written.commit()
         except KeyboardInterrupt:
             raise  # keep the temporary outputs and the journal: resume continues from them
         except BaseException:
@@ -166,11 +182,16 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             extra_outputs=outputs[1:], cluster=cluster)
 
 
-def _gdal_cache_bytes(scene, tile_size: int, bands: Sequence[int]) -> int:
-    """GDAL's block cache holds two rows of input tiles (so overlapping windows decode blocks once) and
-    little more: its default, 5 % of RAM, would grow with the scene (reads and COG overviews)."""
-    itemsize = np.dtype(scene.dtypes[0]).itemsize
-    return max(64 << 20, 3 * tile_size * scene.width * len(bands) * itemsize)
+def _first_row_read(grid: TileGrid, rows_done: int) -> int:
+    """The first scene row the tiles read: 0, or the top of the tile row a resumed run starts at."""
+    return grid.row_origins[first_row_touching(grid, rows_done)] if rows_done else 0
+
+
+def _strip_bytes(scene, tile_size: int, bands: Sequence[int]) -> int:
+    """What the strip reader holds at most: a tile row's strip and a block row of the file ahead of it."""
+    itemsize = np.dtype(scene.dtypes[bands[0] - 1]).itemsize
+    block_rows = scene.block_shapes[bands[0] - 1][0] if scene.block_shapes else 1
+    return (2 * tile_size + min(block_rows, MAX_READ_ROWS)) * scene.width * (len(bands) * itemsize + 1)
 
 
 def _pixel_area_m2(scene) -> float | None:
@@ -228,7 +249,7 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
         per_batch = (time.perf_counter() - start) / timing_batches
         width = max(scene.width, tile_size)
         buffers = (card.num_classes * tile_size * width * 4 * 2  # accumulator and one finished band
-                   + _gdal_cache_bytes(scene, tile_size, band_indexes))
+                   + GDAL_CACHE_BYTES + _strip_bytes(scene, tile_size, band_indexes))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + buffers
         return Plan(scene.width, scene.height, tile_size, resolved.overlap, len(grid), -(-len(grid) // batch_size),
                     engine.name, per_batch, peak / 2**20, tta_cost(resolved.settings.tta))

@@ -27,7 +27,7 @@ from shapely.geometry import shape
 
 from .classmap import check_class_raster, class_names_for
 from .errors import InvalidInputError, RasterIOError
-from .raster import open_raster
+from .raster import checked_read, open_raster
 from .writers import check_output, published
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
@@ -59,6 +59,10 @@ def _blocks(height: int, width: int, size: int) -> Iterator[tuple[int, list[Wind
         yield y0, [Window(x0, y0, min(size, width - x0), min(size, height - y0)) for x0 in range(0, width, size)]
 
 
+def _where(window: Window) -> str:
+    return f"row {window.row_off}, col {window.col_off} ({window.height}x{window.width} px)"
+
+
 def _sieved_block(src, window: Window, threshold: int, connectivity: int, nodata) -> np.ndarray:
     """The block's labels after sieving, computed on the block plus a halo of ``threshold`` pixels:
     a patch that reaches the core from outside crosses the halo and so counts at least ``threshold``
@@ -68,7 +72,8 @@ def _sieved_block(src, window: Window, threshold: int, connectivity: int, nodata
     outer = Window(outer.col_off, outer.row_off,
                    min(window.col_off + window.width + halo, src.width) - outer.col_off,
                    min(window.row_off + window.height + halo, src.height) - outer.row_off)
-    labels = src.read(1, window=outer)
+    with checked_read(src, _where(outer)):
+        labels = src.read(1, window=outer)
     mask = labels != nodata if nodata is not None else None
     # GDAL's sieve is one pass: a small patch whose neighbours are small too survives it; repeat.
     sieved = labels
@@ -141,7 +146,8 @@ def iter_polygons(src: rasterio.DatasetReader, *, block_size: int = 2048, connec
             if min_pixels > 1:
                 labels = _sieved_block(src, window, min_pixels, connectivity, nodata)
             else:
-                labels = src.read(1, window=window)
+                with checked_read(src, _where(window)):
+                    labels = src.read(1, window=window)
             valid = np.ones(labels.shape, bool) if nodata is None else labels != nodata
             if keep is not None:
                 valid &= np.isin(labels, keep)

@@ -11,7 +11,7 @@ from rasterio.enums import ColorInterp, Resampling
 
 from .classmap import class_names_for
 from .errors import InvalidInputError
-from .raster import open_raster
+from .raster import checked_read, open_raster
 from .writers import published
 
 
@@ -28,7 +28,9 @@ def _input_rgb(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         wanted = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
         bands = [interp.index(c) + 1 for c in wanted] if all(c in interp for c in wanted) else \
             [min(i, src.count) for i in (1, 2, 3)]
-        data = src.read(bands, out_shape=(3, *shape), resampling=Resampling.average, masked=True).astype(float)
+        with checked_read(src, f"a {shape[1]}x{shape[0]} px overview read"):
+            data = src.read(bands, out_shape=(3, *shape), resampling=Resampling.average, masked=True)
+        data = data.astype(float)
     out = np.zeros((*shape, 3), np.uint8)
     for i, band in enumerate(data):
         valid = band.compressed()
@@ -46,7 +48,8 @@ def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_i
         if dataset.count != 1 or not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
             raise InvalidInputError(f"{src}: expected one band of integer class ids")
         shape = _shape(dataset.height, dataset.width, size)
-        labels = dataset.read(1, out_shape=shape, resampling=Resampling.mode)
+        with checked_read(dataset, f"a {shape[1]}x{shape[0]} px overview read"):
+            labels = dataset.read(1, out_shape=shape, resampling=Resampling.mode)
         try:
             colormap = dataset.colormap(1)
         except ValueError:

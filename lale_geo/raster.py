@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import warnings
@@ -90,6 +91,25 @@ def gdal_messages() -> Iterator[_Collect]:
                 for logger, (level, propagate) in zip(loggers, _configured["saved"]):
                     logger.setLevel(level)
                     logger.propagate = propagate
+
+
+GDAL_CACHE_BYTES = 64 << 20
+# Defaults for every read: a bounded block cache (GDAL's default is 5 % of RAM, and the reads need none:
+# strips are read once) and remote reads that time out, retry a few times and merge ranges. A variable
+# the user set in the environment wins over these.
+READ_DEFAULTS = {
+    "GDAL_CACHEMAX": GDAL_CACHE_BYTES,
+    "GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10,
+    "GDAL_HTTP_MAX_RETRY": 3, "GDAL_HTTP_RETRY_DELAY": 1,
+    "GDAL_HTTP_MULTIRANGE": "YES", "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+}
+
+
+def reading_env() -> rasterio.Env:
+    """A rasterio environment with :data:`READ_DEFAULTS` (those not set in ``os.environ``): enter it
+    before the first read, since GDAL sizes its block cache once, at its first use."""
+    return rasterio.Env(**{k: v for k, v in READ_DEFAULTS.items() if k not in os.environ})
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:

@@ -11,6 +11,7 @@ import rasterio
 
 from .errors import InvalidInputError
 from .raster import valid_pixels
+from .scene_sample import SceneSample, sample_scene
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,14 @@ def percentile_scaling(valid_values: Sequence[np.ndarray], sample: str) -> Scali
 
 
 def decide_scaling(src: rasterio.DatasetReader, bands: Sequence[int], input_range: Sequence[float],
-                   scale: tuple[float, float] | None = None, sample_size: int = 1024) -> Scaling:
-    """Per-scene value scaling (``fixed_scaling``, else ``percentile_scaling`` of the valid pixels of a
-    decimated read: GDAL serves it from overviews when the file has them)."""
+                   scale: tuple[float, float] | None = None, sample: SceneSample | None = None) -> Scaling:
+    """Per-scene value scaling: ``fixed_scaling``, else ``percentile_scaling`` of the scene's bounded sample
+    (``sample``, read here when not given; see :mod:`lale_geo.scene_sample`)."""
     fixed = fixed_scaling(src.dtypes[bands[0] - 1], len(bands), input_range, scale)
     if fixed is not None:
         return fixed
-    factor = max(1.0, max(src.width, src.height) / sample_size)
-    shape = (len(bands), max(1, round(src.height / factor)), max(1, round(src.width / factor)))
-    data = np.ma.masked_invalid(src.read(bands, out_shape=shape, masked=True).astype(np.float64))
-    return percentile_scaling([band.compressed() for band in data], f"a {shape[2]}x{shape[1]} read")
+    sample = sample if sample is not None else sample_scene(src, bands)
+    return percentile_scaling(list(sample.pixels), sample.source)
 
 
 def sample_scaling(sample: np.ndarray, nodata, input_range: Sequence[float], scale=None) -> Scaling:

@@ -15,7 +15,8 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import jsonschema
 import numpy as np
@@ -33,7 +34,7 @@ from .checksums import sha256_of
 from .classmap import class_names_for
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
-from .raster import open_raster
+from .raster import is_remote, open_raster
 from .writers import check_output, published
 
 MEDIA_TYPES = {
@@ -124,9 +125,12 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
     """
     if CLASSES_ASSET in extra_assets:
         raise InvalidInputError(f"asset key {CLASSES_ASSET!r} is the map itself; name the other file differently")
-    map_path, item_dir = Path(map_path), Path(item_path).resolve().parent
+    remote = is_remote(map_path)  # a URL stays a string: Path() would fold its "//"
+    map_path, item_dir = (map_path if remote else Path(map_path)), Path(item_path).resolve().parent
+    stem = PurePosixPath(urlsplit(map_path).path).stem if remote else map_path.stem
     with open_raster(map_path) as src:
-        created = dt.datetime.fromtimestamp(map_path.stat().st_mtime, dt.timezone.utc)
+        created = dt.datetime.now(dt.timezone.utc) if remote else \
+            dt.datetime.fromtimestamp(map_path.stat().st_mtime, dt.timezone.utc)
         if src.crs is None:
             raise InvalidInputError(f"{map_path}: no CRS, so no footprint for a STAC item; "
                                     "predict on a georeferenced scene")
@@ -134,31 +138,36 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
         tags = src.tags()
         properties = {
             "created": pystac.utils.datetime_to_str(created),
-            "title": f"Land cover of {map_path.stem}",
+            "title": f"Land cover of {stem}",
             **{f"lale_geo:{k.removeprefix('LALE_GEO_').lower()}": v for k, v in tags.items()
                if k.startswith("LALE_GEO_") and k != "LALE_GEO_CLASSES"},
         }
-        item = pystac.Item(id=item_id or map_path.stem, geometry=geometry,
+        item = pystac.Item(id=item_id or stem, geometry=geometry,
                            bbox=[float(v) for v in shapely.bounds(shapely.geometry.shape(geometry))],
                            datetime=(datetime or created).astimezone(dt.timezone.utc), properties=properties)
 
-        def add(key: str, path: Path, title: str, grid: rasterio.DatasetReader | None, **fields) -> pystac.Asset:
-            asset = pystac.Asset(href=os.path.relpath(path.resolve(), item_dir), title=title, roles=["data"],
-                                 media_type=MEDIA_TYPES.get(path.suffix.lower()), extra_fields=fields)
+        def add(key: str, path: Path | str, title: str, grid: rasterio.DatasetReader | None,
+                **fields) -> pystac.Asset:
+            far = is_remote(path)  # a URL is linked as is; its size and checksum would mean a download
+            suffix = PurePosixPath(urlsplit(path).path).suffix if far else path.suffix
+            asset = pystac.Asset(href=path if far else os.path.relpath(path.resolve(), item_dir), title=title,
+                                 roles=["data"], media_type=MEDIA_TYPES.get(suffix.lower()), extra_fields=fields)
             item.add_asset(key, asset)
             if grid is not None:
                 _projection_fields(asset, grid)
-            _file_fields(asset, path)
+            if not far:
+                _file_fields(asset, path)
             return asset
 
         classes = add(CLASSES_ASSET, map_path, "Land-cover classes", src, **_value_fields(src))
         ClassificationExtension.ext(classes, add_if_missing=True).classes = _classes(src, map_path)
         for key, path in extra_assets.items():
-            path = Path(path)
-            if path.suffix.lower() in (".tif", ".tiff"):
+            far = is_remote(path)
+            path = path if far else Path(path)
+            if (PurePosixPath(urlsplit(path).path) if far else path).suffix.lower() in (".tif", ".tiff"):
                 with open_raster(path) as extra:
                     add(key, path, key.capitalize(), extra, **_value_fields(extra))
-            elif path.is_file():
+            elif far or path.is_file():
                 add(key, path, key.capitalize(), None)
             else:
                 raise InvalidInputError(f"{path}: file not found (asset {key!r} of the STAC item)")

@@ -31,6 +31,7 @@ from lale_geo.domain import (
 )
 from lale_geo.errors import InvalidInputError, WeightsError
 from lale_geo.scaling import decide_scaling
+from lale_geo.scene_sample import sample_windows
 from lale_geo.weights import WeightsCard
 
 from .conftest import DUBAI, FIXTURES, need
@@ -184,9 +185,14 @@ def test_scene_statistics_leave_out_invalid_pixels(tmp_path):
         dst.write(pixels)
     with rasterio.open(scene) as src:
         scaling = decide_scaling(src, [1, 2, 3], (0, 255))
-        stats = scene_statistics(src, [1, 2, 3], scaling, sample_size=10_000)  # no decimation: exact
-    valid = (pixels != 0).all(axis=0)  # GDAL's nodata mask is per band; any masked band drops the pixel
-    expected = pixels[:, valid] / 255.0
+        stats = scene_statistics(src, [1, 2, 3], scaling)
+        windows = sample_windows(src, 1)
+    # the statistics are those of the sample's windows, without their invalid pixels
+    parts = [pixels[:, w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width].reshape(3, -1) for w in windows]
+    sampled = np.concatenate(parts, axis=1)
+    valid = (sampled != 0).all(axis=0)  # GDAL's nodata mask is per band; any masked band drops the pixel
+    assert 0 < valid.sum() < valid.size
+    expected = sampled[:, valid] / 255.0
     assert stats.pixels == valid.sum()
     np.testing.assert_allclose(stats.band_mean, expected.mean(axis=1), atol=1e-9)
     np.testing.assert_allclose(stats.band_std, expected.std(axis=1), atol=1e-9)
