@@ -22,7 +22,7 @@ from .raster import open_raster, reading_env
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
 from .strips import read_region
-from .tiles import ArraySource, predict_region, tiles_meeting
+from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
 from .weights import list_weights
 
@@ -66,11 +66,9 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
     pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
     engine = ResolvedSettings(job.settings, pair).create_engine(block=True)
     y, x, h, w = block.region
-    tiles = tiles_meeting(job.grid, block.region)  # the block with its halo, read once
-    top, left = tiles[0].y0, tiles[0].x0
-    bottom, right = tiles[-1].y0 + job.grid.tile_size, tiles[-1].x0 + job.grid.tile_size
+    top, left, height, width = block.extent  # the block with its halo, read once
     with reading_env(), open_raster(job.src) as scene:
-        pixels, valid = read_region(scene, job.bands, top, left, bottom - top, right - left)
+        pixels, valid = read_region(scene, job.bands, top, left, height, width)
     source = ArraySource(pixels, valid, job.fill, origin=(top, left))
     logits = predict_region(source, job.grid, block.region, engine, job.scale, job.settings.batch_size)
     block_valid = valid[y - top:y - top + h, x - left:x - left + w]

@@ -4,12 +4,13 @@ Both used to read the whole scene decimated (``read(out_shape=...)``): on a file
 decodes every block for that (over HTTP it fetches the whole file) before the first tile, and those
 reads were unchecked. The sample is read once, through :func:`checked_read`, from an overview level
 when the file has one (it covers the whole scene at a small cost), else from a fixed number of windows
-spread over the scene, aligned to the file's blocks: the bytes read before the first tile do not grow
-with the scene.
+spread over the scene, aligned to the file's blocks (4 % of them, 16 at most): the bytes read before the
+first tile do not grow with the scene and stay a small share of a small file.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ from rasterio.windows import Window
 
 from .raster import checked_read
 
-GRID = 4  # windows on a GRID x GRID lattice over the scene
+MAX_WINDOWS = 16  # windows read at most (of about one block each)
+BLOCK_SHARE = 0.04  # of the file's blocks, so that what is read before the first tile stays under 5 %
 MIN_OVERVIEW_SIDE = 512  # the coarsest overview level whose long side still has this many pixels
 MAX_PIXELS = 1 << 20  # valid pixels kept per band (an even subsample beyond): percentiles need no more
 
@@ -51,20 +53,25 @@ def _overview_factor(src, band: int) -> int | None:
     return max(factors) if factors else None
 
 
-def sample_windows(src, band: int, grid: int = GRID) -> list[Window]:
-    """Up to ``grid``² block-aligned windows of about one block (32-512 px a side), one in each cell of a
-    ``grid`` x ``grid`` lattice over the scene (fewer for a small scene: windows never repeat)."""
+def sample_windows(src, band: int, most: int = MAX_WINDOWS, share: float = BLOCK_SHARE) -> list[Window]:
+    """Block-aligned windows of about one block (32-512 px a side), spread over the scene on a lattice:
+    ``share`` of the file's blocks, at least one and at most ``most`` (a small file is not read whole
+    before its first tile; a large one gets a sample that covers it)."""
     bh, bw = src.block_shapes[band - 1]
     h, w = min(max(bh, 32), 512, src.height), min(max(bw, 32), 512, src.width)
+    blocks = -(-src.height // h) * -(-src.width // w)
+    count = max(1, min(most, math.ceil(share * blocks)))
+    side = math.ceil(math.sqrt(count))
+    cells = [(i, (j + i) % side) for i in range(side) for j in range(side)]  # each row starts one cell on
+    cells = [cells[round(k * len(cells) / count)] for k in range(count)]  # an even pick: spread both ways
     windows = []
-    for i in range(grid):
-        for j in range(grid):
-            cy, cx = int((i + 0.5) * src.height / grid), int((j + 0.5) * src.width / grid)
-            y = min(cy // bh * bh, src.height - h)
-            x = min(cx // bw * bw, src.width - w)
-            window = Window(x, y, w, h)
-            if window not in windows:
-                windows.append(window)
+    for i, j in cells:
+        cy, cx = int((i + 0.5) * src.height / side), int((j + 0.5) * src.width / side)
+        y = min(cy // bh * bh, src.height - h)
+        x = min(cx // bw * bw, src.width - w)
+        window = Window(x, y, w, h)
+        if window not in windows:
+            windows.append(window)
     return windows
 
 

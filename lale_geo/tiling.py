@@ -189,20 +189,34 @@ def _axis_groups(origins: tuple[int, ...], length: int, tile_size: int, groups: 
     return runs
 
 
+def _whole_rounds(by: int, bx: int, parallelism: int, rows_n: int, cols_n: int) -> tuple[int, int]:
+    """The fewest blocks, at least ``by`` x ``bx``, whose count is a multiple of ``parallelism`` (so that
+    the last round of blocks keeps every thread busy), splitting at most one more time per axis and
+    thread; unchanged when no such split fits the grid's tiles."""
+    if parallelism <= 1 or (by * bx) % parallelism == 0:
+        return by, bx
+    options = [(y * x, abs(rows_n / y - cols_n / x), y, x)
+               for y in range(by, min(by + parallelism, rows_n) + 1)
+               for x in range(bx, min(bx + parallelism, cols_n) + 1) if (y * x) % parallelism == 0]
+    return min(options)[2:] if options else (by, bx)
+
+
 def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) -> list[list[Block]]:
     """Rows of blocks covering the scene, aligned to ``grid`` (see :class:`Block`), each about
-    ``block_size`` px or less on a side, and at least one per thread (``parallelism`` in all) when the
-    scene allows, so that every worker has work. No more than that: each seam between blocks costs one
-    row (or column) of tiles computed twice, and each block pads its last batch."""
+    ``block_size`` px or less on a side, at least one per thread (``parallelism`` in all) when the
+    scene allows, and a multiple of the threads when the grid allows, so that no round of blocks leaves
+    a worker idle (9 blocks on 2 threads: the last round runs on one). No more than that: each seam
+    between blocks costs one row (or column) of tiles computed twice, and each block pads its last batch."""
     rows_n, cols_n = grid.shape
-    by = -(-grid.height // block_size)
-    bx = -(-grid.width // block_size)
+    by = min(-(-grid.height // block_size), rows_n)
+    bx = min(-(-grid.width // block_size), cols_n)
     while by * bx < parallelism and (by < rows_n or bx < cols_n):
         # split the axis whose blocks hold more tiles (fewer duplicated seams per tile)
         if (rows_n / by >= cols_n / bx and by < rows_n) or bx >= cols_n:
             by += 1
         else:
             bx += 1
+    by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n)
     ys = _axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
     xs = _axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
     return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
