@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from .cache import cache_dir as default_cache_dir
-from .errors import InvalidInputError, LaleGeoError
+from .errors import InvalidInputError, LaleGeoError, WeightsError
 from .weights import WeightsCard, load_card_once, load_weights_once
 from .writers import published
 
@@ -243,7 +243,14 @@ class OpenVINOEngine:
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else
                       {"PERFORMANCE_HINT": "LATENCY"})
         source = int8_model or export_onnx(model, card, self.part, tile_size)  # the INT8 model has batch PART
-        self.compiled = _openvino_core().compile_model(str(source), "CPU", config)
+        try:
+            self.compiled = _openvino_core().compile_model(str(source), "CPU", config)
+        except RuntimeError as e:  # OpenVINO's message runs over many lines (source locations); the last says why
+            if int8_model is None:
+                raise
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            why = lines[-1][:200] if lines else "unreadable"
+            raise WeightsError(f"{int8_model}: OpenVINO cannot read the INT8 model ({why})") from None
         parts = batch_size // self.part
         self._sets = [[self.compiled.create_infer_request() for _ in range(parts)] for _ in range(2)]
         self._next = 0
@@ -345,6 +352,8 @@ def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
     if int8_model is not None:
         try:
             return OpenVINOEngine(None, card, batch_size, tile_size, threads or cpu_threads(), int8_model)
+        except WeightsError:
+            raise
         except Exception as e:  # noqa: BLE001 - a broken INT8 model must not take the run down with a traceback
             raise LaleGeoError(f"{int8_model}: the INT8 model failed to load ({e}); use precision=fp32") from e
     if engine not in ENGINES:

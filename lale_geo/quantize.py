@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .checksums import sha256_of
-from .datasets import load_split, resolve_class_table
+from .datasets import Sample, load_split, resolve_class_table
 from .engines import OpenVINOEngine, export_onnx, normalise
 from .errors import LaleGeoError
 from .evaluation import Tiling, tiled_labels
@@ -32,10 +33,14 @@ MIN_AGREEMENT = 0.98
 PART = OpenVINOEngine.PART  # the INT8 model's static batch: the engine runs it as parallel parts
 
 
-def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train", val_split: str = "val",
-             calibration_tiles: int = 256, seed: int = 0, command: str = "") -> dict:
+def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = "train", val_split: str = "val",
+             calibration_tiles: int = 256, seed: int = 0, command: str = "",
+             samples: tuple[Sequence[Sample], Sequence[Sample]] | None = None) -> dict:
     """Quantize ``weights`` (card tile size, batches of ``PART``), compare with fp32 on ``val_split`` and
-    store the model beside the weights and the verdict in its card. Returns the card's ``int8`` entry."""
+    store the model beside the weights and the verdict in its card. Returns the card's ``int8`` entry.
+
+    ``samples`` = (calibration images, check images) replaces the dataset's splits (``adapt`` passes its
+    training windows and held-out quarters)."""
     try:
         import nncf
     except ImportError:
@@ -44,8 +49,10 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
 
     model, card = load_weights(weights)
     tile = card.tile_size
-    table = resolve_class_table(data_root)
-    sampler = CropSampler(load_split(data_root, table, split), tile, seed, tuple(card.input_range))
+    if samples is None:
+        table = resolve_class_table(data_root)
+        samples = (load_split(data_root, table, split), load_split(data_root, table, val_split))
+    sampler = CropSampler(samples[0], tile, seed, tuple(card.input_range))
     crops = sampler.batch(calibration_tiles)[0]  # [0, 1]-scaled, flips and rot90 like training
     batches = [normalise(crops[i:i + PART], (0.0, 1.0), card.mean, card.std)
                for i in range(0, len(crops) - PART + 1, PART)]
@@ -60,7 +67,7 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
     ov.save_model(int8, str(xml), compress_to_fp16=False)
     seconds = time.perf_counter() - started
 
-    val = load_split(data_root, table, val_split)
+    val = samples[1]
     tiling = Tiling(tile, card.overlap, 8)
     fill, scale = fill_values(tuple(card.input_range), card.mean), tuple(card.input_range)
     reference, quantized = ([tiled_labels(engine, s.image, s.valid, fill, scale, tiling) for s in val]
@@ -72,8 +79,10 @@ def quantize(weights: str | Path, data_root: str | Path, *, split: str = "train"
     scored = [s.mask != IGNORE_INDEX for s in val]
     agreement = sum(int((a == b)[m].sum()) for a, b, m in zip(reference, quantized, scored)) / sum(
         int(m.sum()) for m in scored)
-    entry = {"model": xml.name, "sha256": sha256_of(binary), "tile_size": tile, "batch": PART,
-             "calibration": {"split": split, "tiles": len(batches) * PART, "seed": seed, "seconds": round(seconds)},
+    entry = {"model": xml.name, "sha256": sha256_of(binary), "xml_sha256": sha256_of(xml), "tile_size": tile,
+             "batch": PART,
+             "calibration": {"split": split if data_root is not None else "given images",
+                             "tiles": len(batches) * PART, "seed": seed, "seconds": round(seconds)},
              "method": "nncf.quantize, model_type=TRANSFORMER", "nncf": nncf.__version__,
              "val_macro_f1": f1["int8"], "fp32_val_macro_f1": f1["fp32"], "pixel_agreement": agreement,
              "passed": bool(f1["int8"] >= f1["fp32"] - MAX_F1_LOSS and agreement >= MIN_AGREEMENT),

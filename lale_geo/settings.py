@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type
-from .errors import InvalidInputError
+from .errors import InvalidInputError, WeightsError
 from .tta import TTA_MODES, tta_transforms, with_tta
 from .weights import DEFAULT_WEIGHTS, verified_int8_model
 
@@ -110,6 +111,12 @@ class InferenceSettings:
             raise InvalidInputError(f"precision=int8: {why_not}; use precision=fp32")
         if self.precision == "auto" and (why_not or not card.int8.get("passed")):
             return "fp32"
+        if self.precision == "auto":
+            try:  # a damaged INT8 file: auto says so and runs the fp32 network instead
+                verified_int8_model(self.weights, card)
+            except WeightsError as e:
+                warnings.warn(f"{e}; running fp32 instead of the INT8 model (precision auto)", stacklevel=3)
+                return "fp32"
         return "int8" if self.precision in ("int8", "auto") else "fp32"
 
 

@@ -224,7 +224,10 @@ def load_weights(name_or_path: str | Path = DEFAULT_WEIGHTS) -> tuple[nn.Module,
     from safetensors.torch import load_file
 
     model = card.build_model()
-    state = load_file(str(tensors))
+    try:
+        state = load_file(str(tensors))
+    except Exception as e:  # safetensors' own error type: a header or size it cannot parse
+        raise WeightsError(f"{tensors}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
     mismatch = describe_mismatch(model.state_dict(), state)
     if mismatch:
         raise WeightsError(f"{tensors}: tensors do not fit model {card.model!r} of its card "
@@ -297,16 +300,24 @@ def int8_paths(name_or_path: str | Path) -> tuple[Path, Path]:
 
 
 def verified_int8_model(name_or_path: str | Path, card: WeightsCard) -> Path:
-    """The INT8 model's .xml path, once its .bin matches the checksum its card records (checked once per
-    process and file: Dask blocks ask for it again and again)."""
+    """The INT8 model's .xml path, once every file of the weights matches the checksum its card records:
+    the INT8 graph (.xml, where the card records it) and weights (.bin), and the fp32 tensors too, which
+    an INT8 run does not load but which must still be the card's (checked once per process and file:
+    Dask blocks ask again and again)."""
     xml, binary = int8_paths(name_or_path)
     if not card.int8 or not xml.is_file() or not binary.is_file():
         raise WeightsError(f"{card.name}: no INT8 model beside the weights ({xml.name}); make one with "
                            "lale_geo.quantize or use precision=fp32")
-    stat = binary.stat()
-    actual = _sha256_once(str(binary), stat.st_size, stat.st_mtime_ns)
-    if actual != card.int8.get("sha256"):
-        raise WeightsError(f"{binary}: sha256 {actual} does not match its card ({card.int8.get('sha256')})")
+    tensors, _ = resolve_weights(name_or_path)
+    expected = [(binary, card.int8.get("sha256")), (xml, card.int8.get("xml_sha256")), (tensors, card.sha256)]
+    for path, digest in expected:
+        if digest is None:  # cards from before the graph's checksum was recorded
+            continue
+        stat = path.stat()
+        actual = _sha256_once(str(path), stat.st_size, stat.st_mtime_ns)
+        if actual != digest:
+            raise WeightsError(f"{path}: sha256 {actual} does not match its card ({digest}); the file is "
+                               "damaged or belongs to other weights")
     return xml
 
 

@@ -55,10 +55,11 @@ def test_a_tampered_int8_model_is_refused(tmp_path):
     data = bytearray(binary.read_bytes())
     data[1000] ^= 0xFF
     binary.write_bytes(bytes(data))
-    resolved = InferenceSettings(weights=str(tmp_path / f"{DEFAULT_WEIGHTS}.json")).resolve()
-    assert resolved.settings.precision == "int8"
-    with pytest.raises(WeightsError, match="does not match its card"):
-        resolved.create_engine()
+    card = str(tmp_path / f"{DEFAULT_WEIGHTS}.json")
+    with pytest.raises(WeightsError, match="int8.bin: sha256 .* does not match its card"):
+        InferenceSettings(weights=card, precision="int8").resolve().create_engine()
+    with pytest.warns(UserWarning, match="running fp32 instead of the INT8 model"):  # auto says so, runs fp32
+        assert InferenceSettings(weights=card).resolve().settings.precision == "fp32"
 
 
 _NO_TORCH_RUN = """
@@ -89,12 +90,14 @@ def test_int8_runs_read_only_the_card_and_never_import_torch(rasterio_fixtures, 
 
 
 @needs_openvino
-def test_damaged_fp32_tensors_do_not_stop_an_int8_run_but_do_stop_fp32(tmp_path):
+def test_damaged_fp32_tensors_stop_int8_runs_too(tmp_path):
+    # an INT8 run does not load the fp32 tensors, but a weights set whose files are not its card's is refused
     for path in shipped_weights_dir().glob(f"{DEFAULT_WEIGHTS}.*"):
         shutil.copy(path, tmp_path / path.name)
     tensors = tmp_path / f"{DEFAULT_WEIGHTS}.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:-10] + b"0123456789")
     card = str(tmp_path / f"{DEFAULT_WEIGHTS}.json")
-    assert InferenceSettings(weights=card).resolve().create_engine().name == "openvino-cpu-int8"
+    with pytest.raises(WeightsError, match="safetensors: sha256 .* does not match its card"):
+        InferenceSettings(weights=card, precision="int8").resolve().create_engine()
     with pytest.raises(WeightsError, match="does not match its card"):
         InferenceSettings(weights=card, precision="fp32").resolve()
