@@ -36,7 +36,7 @@ def mode_2x2(rows: np.ndarray, nodata: int | None) -> np.ndarray:
     ``nodata`` ignored unless the block holds nothing else. Ties go to the value that reaches the top
     count first in reading order, as in GDAL's MODE resampling: on even sizes the result is GDAL's,
     pixel for pixel. An odd last row or column is left out (GDAL stretches its windows by w / (w // 2)
-    to reach it)."""
+    to reach it). A source one pixel thick is reduced by :func:`mode_pairs` instead."""
     rows = rows[:, :rows.shape[1] // 2 * 2, :rows.shape[2] // 2 * 2]
     a, b, c, d = rows[:, 0::2, 0::2], rows[:, 0::2, 1::2], rows[:, 1::2, 0::2], rows[:, 1::2, 1::2]
     # Four values: a wins if it occurs twice or more, except as the pair a = d against the pair b = c,
@@ -48,6 +48,16 @@ def mode_2x2(rows: np.ndarray, nodata: int | None) -> np.ndarray:
         if holes.any():
             out[holes] = _mode_ignoring(np.stack([a[holes], b[holes], c[holes], d[holes]]), nodata)
     return out
+
+
+def mode_pairs(rows: np.ndarray, nodata: int | None, axis: int) -> np.ndarray:
+    """The reduction of a level whose source is one pixel thick along the other axis (GDAL keeps that
+    lone row or column and halves only along ``axis``, 1 for rows, 2 for columns): the mode of each pair,
+    the first of the two on a tie, ``nodata`` ignored unless both are."""
+    even = rows.shape[axis] // 2 * 2
+    first = np.take(rows, np.arange(0, even, 2), axis=axis)
+    second = np.take(rows, np.arange(1, even, 2), axis=axis)
+    return first if nodata is None else np.where(first == nodata, second, first)
 
 
 def _mode_ignoring(values: np.ndarray, nodata: int) -> np.ndarray:
@@ -71,6 +81,7 @@ class OverviewPyramid:
         self._datasets = []
         self._pending: list[np.ndarray | None] = []
         self._next_row: list[int] = []
+        self._source_shape: list[tuple[int, int]] = []  # (height, width) of what each level is reduced from
         try:
             self._create(base, profile, block_size)
         except BaseException:
@@ -79,7 +90,9 @@ class OverviewPyramid:
 
     def _create(self, base: Path, profile: dict, block_size: int) -> None:
         transform = profile["transform"]
-        for level, (height, width) in enumerate(overview_sizes(profile["height"], profile["width"], block_size), 1):
+        sizes = overview_sizes(profile["height"], profile["width"], block_size)
+        self._source_shape = [(profile["height"], profile["width"]), *sizes[:-1]]
+        for level, (height, width) in enumerate(sizes, 1):
             path = base.with_name(f"{base.name}.ovr{level}")
             scale = 2 ** level
             with warnings.catch_warnings():
@@ -100,12 +113,18 @@ class OverviewPyramid:
     def _feed(self, level: int, rows: np.ndarray) -> None:
         if level == len(self._datasets):
             return
+        source_height, source_width = self._source_shape[level]
+        if source_height == 1:  # a lone row: halved along it only
+            self._write(level, mode_pairs(rows, self.nodata, axis=2))
+            return
         if self._pending[level] is not None:
             rows = np.concatenate([self._pending[level], rows], axis=1)
         even = rows.shape[1] - rows.shape[1] % 2
         self._pending[level] = rows[:, even:].copy() if even < rows.shape[1] else None
         if even:
-            self._write(level, mode_2x2(rows[:, :even], self.nodata))
+            pairs = rows[:, :even]
+            reduced = mode_pairs(pairs, self.nodata, axis=1) if source_width == 1 else mode_2x2(pairs, self.nodata)
+            self._write(level, reduced)
 
     def _write(self, level: int, reduced: np.ndarray) -> None:
         dataset, y0 = self._datasets[level], self._next_row[level]
@@ -116,9 +135,6 @@ class OverviewPyramid:
     def finish(self) -> None:
         """Close the files (an odd last row left pending is not part of the next level: sizes round down)."""
         self.close()
-        for dataset, rows in zip(self._datasets, self._next_row):
-            if rows != dataset.height:  # a bug, never a user error
-                raise RuntimeError(f"overview {dataset.name}: {rows} of {dataset.height} rows written")
         for dataset, rows in zip(self._datasets, self._next_row):
             if rows != dataset.height:  # a bug, never a user error
                 raise RuntimeError(f"overview {dataset.name}: {rows} of {dataset.height} rows written")

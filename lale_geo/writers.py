@@ -174,6 +174,12 @@ def published(final: str | Path, overwrite: bool = False, tag: str | None = None
         _remove_quietly(tmp, *(tmp.with_name(tmp.name + side) for side in ("-journal", "-wal", "-shm")))
 
 
+def _holds_data(dataset, nodata, rows: int = 1024) -> bool:
+    """Whether band 1 holds a value other than ``nodata`` (read by blocks of rows, stopping at the first)."""
+    return any((dataset.read(1, window=Window(0, y, dataset.width, min(rows, dataset.height - y))) != nodata).any()
+               for y in range(0, dataset.height, rows))
+
+
 def _remove_quietly(*paths: Path) -> None:
     """Remove temporary files; one that cannot be removed must not hide the error that ended the run."""
     for path in paths:
@@ -325,6 +331,23 @@ class RasterWriter:
             self.abort()
         return self.path
 
+    def _verify_overviews(self, dst) -> None:
+        """Each overview level holds data where the full resolution does: a level all nodata while the
+        map is not would draw a blank map at that zoom (a lone row or column dropped did that)."""
+        if dst.nodata is None or not dst.overviews(1):
+            return
+        levels = [dst] + [rasterio.open(dst.name, overview_level=i) for i in range(len(dst.overviews(1)))]
+        try:
+            found = [_holds_data(level, dst.nodata) for level in levels]
+        finally:
+            for level in levels[1:]:
+                level.close()
+        for i, holds in enumerate(found[1:], start=1):
+            if holds != found[0]:
+                raise RasterIOError(f"{self.path}: overview level {i} ({levels[i].width}x{levels[i].height} px) "
+                                    f"holds {'data' if holds else 'only nodata'} where the map holds "
+                                    f"{'data' if found[0] else 'none'}; nothing was published")
+
     def _verify(self, cog: Path) -> None:
         """The finished file opens, has the size, bands, type and overviews expected, and holds exactly
         the rows written (their checksums, re-read band by band)."""
@@ -336,6 +359,7 @@ class RasterWriter:
                                     f"{self._shape[:3]} {dtype} expected; nothing was published")
             if max(width, height) > COG_BLOCKSIZE and not dst.overviews(1):
                 raise RasterIOError(f"{self.path}: the written file has no overviews; nothing was published")
+            self._verify_overviews(dst)
             for y0, rows, digest in self.digests:
                 if row_digest(dst.read(window=Window(0, y0, width, rows))) != digest:
                     raise RasterIOError(f"{self.path}: rows {y0}-{y0 + rows} read back differ from the rows "

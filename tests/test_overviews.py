@@ -88,3 +88,49 @@ def test_published_cog_carries_the_overviews_built_while_writing(tmp_path, band_
         np.testing.assert_array_equal(overview.read(1), level1)
     with rasterio.open(out, OVERVIEW_LEVEL=1) as overview:
         np.testing.assert_array_equal(overview.read(1), mode_2x2(level1[None], NODATA)[0])
+
+
+def write_map(path, labels, band_rows=64):
+    height, width = labels.shape
+    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="uint8", nodata=NODATA,
+                   crs="EPSG:32640", transform=from_origin(500000, 2800000, 0.5, 0.5))
+    writer = RasterWriter(path, profile)
+    for y0 in range(0, height, band_rows):
+        writer.write_rows(y0, labels[y0:y0 + band_rows])
+    return writer.commit()
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 50_000), (50_000, 1), (100, 60_000), (7, 3000), (3, 5000),
+                                               (60_000, 100), (2, 2000)])
+def test_thin_maps_get_gdal_sized_overviews_that_hold_their_classes(tmp_path, height, width):
+    labels = blocky_class_map(height, width, seed=3, holes=False)
+    out = write_map(tmp_path / "thin.tif", labels)
+    with rasterio.open(out) as cog:
+        np.testing.assert_array_equal(cog.read(1), labels)
+        factors = cog.overviews(1)
+        assert len(factors) == len(overview_sizes(height, width, COG_BLOCKSIZE)) > 0
+        for level, size in enumerate(overview_sizes(height, width, COG_BLOCKSIZE)):
+            with rasterio.open(out, overview_level=level) as overview:
+                data = overview.read(1)
+                assert data.shape == size and min(size) >= 1
+                assert (data != NODATA).all(), f"level {level + 1} {size} has nodata"
+                assert set(np.unique(data)) <= set(np.unique(labels))
+
+
+def test_a_lone_row_is_halved_along_its_length_only():
+    row = np.array([[[1, 2, 3, 3, NODATA, 4, NODATA, NODATA, 5]]], np.uint8)  # (bands, 1, 9)
+    from lale_geo.overviews import mode_pairs
+
+    assert mode_pairs(row, NODATA, axis=2).tolist() == [[[1, 3, 4, NODATA]]]
+    assert mode_pairs(row.transpose(0, 2, 1), NODATA, axis=1)[0, :, 0].tolist() == [1, 3, 4, NODATA]
+
+
+def test_a_blank_overview_level_is_not_published(tmp_path, monkeypatch):
+    from lale_geo import overviews
+    from lale_geo.errors import RasterIOError
+
+    real = overviews.mode_2x2
+    monkeypatch.setattr(overviews, "mode_2x2", lambda rows, nodata: np.full_like(real(rows, nodata), NODATA))
+    with pytest.raises(RasterIOError, match="overview level 1 .* holds only nodata where the map holds data"):
+        write_map(tmp_path / "map.tif", blocky_class_map(1100, 700, holes=False))
+    assert list(tmp_path.iterdir()) == []
