@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 
 
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())  # one line, whatever the object's repr
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class ModelAndCard:
     """A network with the card that says how to feed it and what its outputs mean; unpacks as
     ``model, card``.
@@ -68,7 +73,15 @@ class ModelAndCard:
     @classmethod
     def of(cls, pair: ModelAndCard | tuple) -> ModelAndCard:
         """``pair`` itself, or a (model, card) tuple as a ModelAndCard."""
-        return pair if isinstance(pair, ModelAndCard) else cls(*pair)
+        if isinstance(pair, ModelAndCard):
+            return pair
+        from .weights import WeightsCard
+
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and callable(pair[0])
+                and isinstance(pair[1], WeightsCard)):
+            raise InvalidInputError(f"model={_short(pair)}: must be a (network, WeightsCard) pair, e.g. "
+                                    "lale_geo.weights.random_weights() or load_weights(...)")
+        return cls(*pair)
 
     @property
     def model(self) -> nn.Module:

@@ -32,7 +32,7 @@ from .raster import (
 )
 from .scaling import Scaling, decide_scaling, fill_values, fixed_scaling
 from .scene_sample import sample_scene
-from .settings import InferenceSettings, ResolvedSettings
+from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import OUTPUT_NODATA, Band
 from .strips import MAX_READ_ROWS, StripSource
 from .tiles import stream_scene
@@ -111,7 +111,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         progress: told the number of tiles, then the tiles done as they finish.
     """
     started = time.perf_counter()
-    resolved = replace(settings or InferenceSettings(), **options).resolve(model)
+    resolved = settings_with(settings, options).resolve(model)
     card = resolved.card
     if resume and is_remote(src):
         raise InvalidInputError(f"{src}: resume needs a local input (a changed remote file would go "
@@ -229,7 +229,7 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
     """Tile count, a time estimate from ``timing_batches`` timed batches (after one warm-up) and the
     expected peak memory: this process's peak after the timing plus the stitching buffers and GDAL cache
     that a run adds (they depend on scene width, tile size and classes)."""
-    resolved = replace(settings or InferenceSettings(), **options).resolve(model)
+    resolved = settings_with(settings, options).resolve(model)
     card, tile_size, batch_size = resolved.card, resolved.tile_size, resolved.batch_size
     with open_raster(src) as scene:
         check_dtype(scene)

@@ -3,11 +3,16 @@ completed from the card and checked) and used as they are by predict, plan, segm
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import warnings
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from os import PathLike
 from pathlib import Path
+
+import numpy as np
 
 from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type
 from .errors import InvalidInputError, WeightsError
@@ -50,6 +55,7 @@ class InferenceSettings:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_types(self)
         # Normalise types so that settings compare and serialise the same however they were given.
         if self.weights is not None:
             object.__setattr__(self, "weights", str(self.weights))
@@ -118,6 +124,61 @@ class InferenceSettings:
                 warnings.warn(f"{e}; running fp32 instead of the INT8 model (precision auto)", stacklevel=3)
                 return "fp32"
         return "int8" if self.precision in ("int8", "auto") else "fp32"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_types(s: InferenceSettings) -> None:
+    """Each setting of the type it must have, as one-line errors naming it (not a TypeError from deep in
+    the run)."""
+    def bad(name: str, what: str) -> InvalidInputError:
+        return InvalidInputError(f"{name}={getattr(s, name)!r}: must be {what}")
+
+    if s.weights is not None and not isinstance(s.weights, (str, PathLike)):
+        raise bad("weights", "a shipped weights name or a path")
+    if s.bands is not None:
+        if isinstance(s.bands, (str, bytes)) or not isinstance(s.bands, Sequence) or not s.bands:
+            raise bad("bands", "a list of 1-based band numbers, e.g. [3, 2, 1]")
+        if not all(_is_int(b) and b >= 1 for b in s.bands):
+            raise bad("bands", "1-based band numbers (the first band is 1), e.g. [3, 2, 1]")
+    if s.scale is not None:
+        if isinstance(s.scale, (str, bytes)) or not isinstance(s.scale, Sequence) or len(s.scale) != 2:
+            raise bad("scale", "(min, max): two numbers, or two lists with one number per band")
+        for v in s.scale:
+            values = v if isinstance(v, Sequence) and not isinstance(v, str) else [v]
+            if not values or not all(_is_number(x) for x in values):
+                raise bad("scale", "(min, max): two numbers, or two lists with one number per band")
+    for name in ("tile_size", "overlap"):
+        value = getattr(s, name)
+        if value is not None and (not _is_int(value) or value < (1 if name == "tile_size" else 0)):
+            raise bad(name, "a whole number of pixels" + (" above 0" if name == "tile_size" else " (0 or more)"))
+    if not _is_int(s.batch_size):
+        raise bad("batch_size", "a whole number of tiles")
+    for name in ("device", "engine", "tta", "precision"):
+        if not isinstance(getattr(s, name), str):
+            raise bad(name, "a string")
+    if not isinstance(s.strict_domain, (bool, np.bool_)):
+        raise bad("strict_domain", "True or False")
+
+
+def settings_with(settings: InferenceSettings | None, options: dict) -> InferenceSettings:
+    """``settings`` (or the defaults) with ``options`` replacing single fields; an option that is not a
+    field is an InvalidInputError naming it and the nearest field."""
+    if settings is not None and not isinstance(settings, InferenceSettings):
+        raise InvalidInputError(f"settings={settings!r}: must be an InferenceSettings (or pass options by name)")
+    known = [f.name for f in fields(InferenceSettings)]
+    for name in options:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {near[0]}?" if near else f"; options are {', '.join(known)}"
+            raise InvalidInputError(f"{name}=: unknown option{hint}")
+    return replace(settings or InferenceSettings(), **options)
 
 
 @dataclass(frozen=True)

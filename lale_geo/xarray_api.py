@@ -10,7 +10,6 @@ engine once per weights.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import dask
 import dask.array as dsa
@@ -22,7 +21,7 @@ from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .raster import valid_pixels
 from .scaling import fill_values, sample_scaling
-from .settings import InferenceSettings, ResolvedSettings
+from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import OUTPUT_NODATA, finish_rows, softmax
 from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
@@ -77,11 +76,17 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         >>> classes = lale_geo.segment(da)          # lazy
         >>> classes.rio.to_raster("landcover.tif")  # computes
     """
-    if da.ndim != 3 or da.dims[0] != "band":
-        raise InvalidInputError(f"segment expects dims (band, y, x), got {da.dims}")
-    resolved = replace(InferenceSettings(weights=weights), **options).resolve(model)
+    da = _checked_image(da)
+    resolved = settings_with(InferenceSettings(weights=weights), options).resolve(model)
     card, settings = resolved.card, resolved.settings
     if settings.bands is not None:
+        outside = [b for b in settings.bands if b > da.sizes["band"]]
+        if outside:
+            raise InvalidInputError(f"bands={list(settings.bands)}: band(s) {outside} beyond the array's "
+                                    f"{da.sizes['band']} (bands are 1-based)")
+        if len(settings.bands) != len(card.bands):
+            raise InvalidInputError(f"bands={list(settings.bands)}: {len(settings.bands)} band(s), the weights "
+                                    f"need {len(card.bands)} ({', '.join(card.bands)})")
         da = da.isel(band=[b - 1 for b in settings.bands])
     if da.sizes["band"] != len(card.bands):
         raise InvalidInputError(f"segment: {da.sizes['band']} band(s), the weights need {len(card.bands)} "
@@ -144,6 +149,28 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
     if hasattr(da, "rio"):
         out = out.rio.write_transform(da.rio.transform())
     return out
+
+
+def _checked_image(da) -> xr.DataArray:
+    """The (band, y, x) image of ``da``, whatever the order of its dims, or an InvalidInputError naming
+    what is wrong: not a DataArray, no band/y/x dims, an empty array, or a pixel type the models cannot
+    take (complex, text, objects)."""
+    if not isinstance(da, xr.DataArray):
+        raise InvalidInputError(f"segment: expects an xarray.DataArray with dims (band, y, x), got "
+                                f"{type(da).__name__}")
+    if set(da.dims) != {"band", "y", "x"}:
+        raise InvalidInputError(f"segment: expects dims band, y and x (in any order), got {da.dims}; "
+                                "rename them (e.g. da.rename(...)) or add a band dim (da.expand_dims('band'))")
+    da = da.transpose("band", "y", "x")
+    if 0 in da.shape:
+        raise InvalidInputError(f"segment: the array is empty ({dict(da.sizes)})")
+    kind = np.dtype(da.dtype).kind
+    if kind == "c":
+        raise InvalidInputError(f"segment: complex pixels ({da.dtype}) are not supported; convert them to "
+                                "amplitude or intensity first (e.g. abs(da))")
+    if kind not in "biuf":
+        raise InvalidInputError(f"segment: pixels of type {da.dtype} are not numbers")
+    return da
 
 
 def _scheduler_threads() -> int:
