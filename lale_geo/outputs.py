@@ -38,6 +38,10 @@ class MapOutputs:
                  key: str | None = None, resume: bool = False, overwrite: bool = True) -> None:
         profile = {"width": scene.width, "height": scene.height, "crs": scene.crs, "transform": scene.transform,
                    "dtype": "uint8", "nodata": OUTPUT_NODATA}
+        gcps, gcp_crs = scene.gcps
+        if gcps and scene.crs is None:  # georeferenced by control points only: the map keeps them
+            profile.update(crs=gcp_crs, gcps=gcps)
+            del profile["transform"]
         self.counts = np.zeros(256, np.int64)
         self.rows_done, self.height = 0, scene.height
         paths = [Path(p) for p in (dst, probabilities, confidence) if p]
@@ -159,8 +163,10 @@ def remove_stale_files(outputs, keep: set) -> None:
     """Remove partial files and journals that earlier runs of these outputs left (killed, or resumed with
     other parameters) and that this run will not use: it holds the outputs' locks, so no run owns them."""
     for out in outputs:
+        # a partial map, its COG copy, its overview files and their VRT (.ovrN, .vrt: rebuilt by any run
+        # that resumes), and journals
         stale = re.compile(rf"\.{re.escape(out.name)}\.(?:[0-9a-f-]+(?:\.cog)?\.part{re.escape(out.suffix)}"
-                           rf"|[0-9a-f]{{16}}\.journal\.json(?:\.[0-9a-f-]+\.part\.json)?)")
+                           rf"(?:\.ovr\d+|\.vrt)?|[0-9a-f]{{16}}\.journal\.json(?:\.[0-9a-f-]+\.part\.json)?)")
         for path in out.parent.iterdir():
             if stale.fullmatch(path.name) and path.name not in keep:
                 path.unlink(missing_ok=True)

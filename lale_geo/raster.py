@@ -133,7 +133,13 @@ def check_georeferencing(src: rasterio.DatasetReader) -> None:
     if t.b != 0 or t.d != 0:
         raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported; "
                                 "warp it to a north-up grid first (gdalwarp)")
-    if src.crs is None:
+    gcps, gcp_crs = src.gcps
+    if src.crs is None and gcps:
+        warnings.warn(f"{src.name}: georeferenced by {len(gcps)} ground control points, not a geotransform; "
+                      f"the map is on the scene's pixel grid and carries the same points"
+                      f"{f' ({gcp_crs})' if gcp_crs else ''} (warp both with gdalwarp for a north-up map)",
+                      stacklevel=2)
+    elif src.crs is None:
         warnings.warn(f"{src.name}: no CRS; the output keeps the pixel grid without one", stacklevel=2)
     elif src.crs.is_geographic:
         warnings.warn(f"{src.name}: geographic CRS ({src.crs}); pixels are not square on the ground, "
