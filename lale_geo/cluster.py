@@ -85,37 +85,56 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
 
     try:
         client = Client(address, timeout="20s")
-    except (OSError, TimeoutError) as e:
-        raise LaleGeoError(f"{address}: cannot reach the dask scheduler ({e})") from None
-    with client:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-        threads = sum(w["nthreads"] for w in workers.values()) or 1
-        rows = [row for row in plan_blocks(job.grid, block_size, threads)
-                if row[0].region[0] + row[0].region[2] > resume_at]
-        weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
-        in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
-        futures: list[list] = []
+    except (OSError, TimeoutError, ValueError, TypeError) as e:  # unreachable, or no host:port address
+        raise LaleGeoError(f"{address}: cannot reach the dask scheduler ({_first_line(e)}); give its address "
+                           "as tcp://HOST:PORT") from None
+    try:
+        with client:
+            return _run_blocks(client, address, job, resolved, write, progress, block_size, resume_at)
+    except (LaleGeoError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # the scheduler or the connection went away mid-run (workers are retried by Dask)
+        raise LaleGeoError(f"{address}: the dask cluster failed during the run ({type(e).__name__}: "
+                           f"{_first_line(e)}); nothing was published") from None
 
-        def submit(i: int) -> None:
-            futures.append([client.submit(compute_block, job, block, weights, priority=-i, pure=False)
-                            for block in rows[i]])
 
-        for i in range(min(in_flight, len(rows))):
-            submit(i)
-        received, engines, tiles_done = 0, set(), 0
-        for i, row in enumerate(rows):
-            results = [f.result() for f in futures[i]]
-            futures[i] = None
-            if i + in_flight < len(rows):
-                submit(i + in_flight)
-            received += sum(r.nbytes for r, _ in results)
-            engines.update(name for _, name in results)
-            write(row[0].region[0], _join_columns([r for r, _ in results]))
-            if progress:  # tiles of the tile rows that start above the rows written
-                y_end = row[0].region[0] + row[0].region[2]
-                done = sum(t < y_end for t in job.grid.row_origins) * len(job.grid.col_origins)
-                progress(done - tiles_done)
-                tiles_done = done
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no message"
+
+
+def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
+                write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None,
+                block_size: int, resume_at: int) -> ClusterReport:
+    """The blocks of ``job`` on the connected ``client``, a few rows of blocks in flight, written in order."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    threads = sum(w["nthreads"] for w in workers.values()) or 1
+    rows = [row for row in plan_blocks(job.grid, block_size, threads)
+            if row[0].region[0] + row[0].region[2] > resume_at]
+    weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
+    in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
+    futures: list[list] = []
+
+    def submit(i: int) -> None:
+        futures.append([client.submit(compute_block, job, block, weights, priority=-i, pure=False)
+                        for block in rows[i]])
+
+    for i in range(min(in_flight, len(rows))):
+        submit(i)
+    received, engines, tiles_done = 0, set(), 0
+    for i, row in enumerate(rows):
+        results = [f.result() for f in futures[i]]
+        futures[i] = None
+        if i + in_flight < len(rows):
+            submit(i + in_flight)
+        received += sum(r.nbytes for r, _ in results)
+        engines.update(name for _, name in results)
+        write(row[0].region[0], _join_columns([r for r, _ in results]))
+        if progress:  # tiles of the tile rows that start above the rows written
+            y_end = row[0].region[0] + row[0].region[2]
+            done = sum(t < y_end for t in job.grid.row_origins) * len(job.grid.col_origins)
+            progress(done - tiles_done)
+            tiles_done = done
     return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
                          received)
 

@@ -1,0 +1,88 @@
+"""A dask cluster that cannot be reached or goes away mid-run ends in one line with nothing published; a
+worker that dies has its blocks retried by Dask and the map is the local run's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from lale_geo.errors import LaleGeoError
+from lale_geo.pipeline import predict
+from tests.faults.common import snapshot, write_scene
+from tests.helpers import LocalModel, card_for
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.cluster
+CPU = {"device": "cpu", "engine": "torch"}
+MODEL = (LocalModel(3), card_for(3, 64, 16))
+
+
+@pytest.mark.parametrize("address", ["localhost", "tcp://127.0.0.1:1", "not an address"])
+def test_an_unreachable_or_malformed_scheduler_is_one_line(tmp_path, address):
+    src = write_scene(tmp_path / "scene.tif", 128)
+    before = snapshot(tmp_path)
+    with pytest.raises(LaleGeoError) as error:
+        predict(src, tmp_path / "map.tif", model=MODEL, scheduler=address, **CPU)
+    assert "\n" not in str(error.value) and str(error.value).startswith(f"{address}: cannot reach")
+    assert snapshot(tmp_path) == before
+
+
+class CloseAfterFirstRow:
+    """Closes the cluster when the first rows are written: a scheduler that dies mid-run, at a point
+    the test controls."""
+
+    def __init__(self, cluster) -> None:
+        self.cluster, self.closed = cluster, False
+
+    def start(self, tiles: int) -> None:
+        pass
+
+    def advance(self, tiles: int) -> None:
+        if not self.closed:
+            self.closed = True
+            self.cluster.close()
+
+
+def test_a_scheduler_that_dies_mid_run_is_one_line_and_publishes_nothing(tmp_path):
+    src = write_scene(tmp_path / "scene.tif", 1024, tiled=True, blockxsize=256, blockysize=256)
+    before = snapshot(tmp_path)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
+    try:
+        with pytest.raises(LaleGeoError) as error:
+            predict(src, tmp_path / "map.tif", model=MODEL, scheduler=cluster.scheduler_address,
+                    progress=CloseAfterFirstRow(cluster), **CPU)
+    finally:
+        cluster.close()
+    message = str(error.value)
+    assert "\n" not in message and "the dask cluster failed during the run" in message, message
+    assert not (tmp_path / "map.tif").exists()
+    assert {k for k in snapshot(tmp_path) if not k.startswith(".")} == set(before)
+
+
+class KillAWorkerAfterFirstRow:
+    def __init__(self, cluster) -> None:
+        self.cluster, self.killed = cluster, False
+
+    def start(self, tiles: int) -> None:
+        pass
+
+    def advance(self, tiles: int) -> None:
+        if not self.killed:
+            self.killed = True
+            worker = next(iter(self.cluster.workers.values()))
+            worker.process.process._process.kill()  # SIGKILL: the worker dies with its blocks
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_has_its_blocks_retried_and_the_map_is_unchanged(tmp_path):
+    src = write_scene(tmp_path / "scene.tif", 1536, tiled=True, blockxsize=256, blockysize=256)
+    predict(src, tmp_path / "local.tif", model=MODEL, **CPU)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        hook = KillAWorkerAfterFirstRow(cluster)
+        predict(src, tmp_path / "cluster.tif", model=MODEL, scheduler=cluster.scheduler_address,
+                progress=hook, **CPU)
+    assert hook.killed
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
