@@ -260,11 +260,12 @@ def test_plan_counts_the_tiles_of_the_real_run(scene, tmp_path):
 
     path, _ = scene
     pair = (LocalModel(3), card_for(3, 64, 16))
+    around = sorted(path.parent.iterdir())
     p = plan(path, model=pair, batch_size=4, **CPU)
+    assert sorted(path.parent.iterdir()) == around  # plan writes nothing beside the scene
     summary = predict(path, tmp_path / "o.tif", model=pair, batch_size=4, **CPU)
     assert p.tiles == summary.tiles and p.batches == -(-summary.tiles // 4)
     assert p.seconds_per_batch > 0 and p.peak_memory_mb > 50
-    assert not (tmp_path / "none.tif").exists()
 
 
 def test_a_scene_over_http_gives_the_local_map(scene, tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
+import signal
 
 import click
 
@@ -15,6 +17,8 @@ from ..errors import LaleGeoError
 # runs, so `lale-geo --help` and light commands such as `info` never import torch. The summaries are
 # the commands' own first docstring lines (a test keeps them equal).
 COMMANDS = {
+    "adapt": ("adapt", "Fine-tune weights on a few labelled images of a new area; keep them only if they beat the "
+                       "start."),
     "evaluate": ("evaluate", "Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix "
                              "on a split."),
     "info": ("info", "Per-class pixel counts and areas (m2, ha) of the class raster SRC, and how it was made."),
@@ -62,27 +66,53 @@ class LaleGeoGroup(click.Group):
             formatter.write_dl([(name, summary) for name, (_, summary) in sorted(COMMANDS.items())])
 
     def invoke(self, ctx: click.Context):
+        verbose = bool(ctx.obj and ctx.obj.get("verbosity", 0) > 0)
         try:
             return super().invoke(ctx)
         except LaleGeoError as e:
-            if ctx.obj and ctx.obj.get("verbosity", 0) > 0:
+            if verbose:
                 raise
             raise click.ClickException(cli_message(str(e))) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             # click's own "Aborted!" says neither what was kept nor how to go on
-            click.echo(f"Error: {interrupted_message(ctx.invoked_subcommand)}", err=True)
-            ctx.exit(INTERRUPTED)
+            click.echo(f"Error: {interrupted_message(ctx.invoked_subcommand, e)}", err=True)
+            ctx.exit(TERMINATED if isinstance(e, Terminated) else INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug of ours (or an error we have not met): one line, -v for the traceback
+            if verbose:
+                raise
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise click.ClickException(
+                f"internal error ({type(e).__name__}: {lines[0][:200] if lines else 'no message'}); this is a bug "
+                "worth reporting with the command and the output of the same command run with -v") from None
 
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT (128 + 2)
+TERMINATED = 143  # ... and by SIGTERM (128 + 15)
 
 
-def interrupted_message(command: str | None) -> str:
-    """The one line printed on Ctrl-C: for predict, how to continue from the rows already written."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that a run stops as it does on Ctrl-C: resumable, and saying so."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM behave like Ctrl-C in this process (the main thread only can install handlers)."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def interrupted_message(command: str | None, interrupt: BaseException | None = None) -> str:
+    """The one line printed on Ctrl-C or SIGTERM: for predict, how to continue from the rows already written."""
+    what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
     if command == "predict":
-        return ("interrupted; the rows finished so far are kept: run the same command with --resume to "
+        return (f"{what}; the rows finished so far are kept: run the same command with --resume to "
                 "continue from them")
-    return "interrupted; nothing was written under the output name"
+    return f"{what}; nothing was written under the output name"
 
 
 @click.group(cls=LaleGeoGroup)
@@ -96,6 +126,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
                                          logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"verbosity": -1 if quiet else verbose}
+    handle_sigterm()
 
 
 if __name__ == "__main__":

@@ -44,21 +44,26 @@ def test_full_disk_anywhere_in_the_write_publishes_nothing_broken(big_map, tmp_p
     if overwrite:
         out.write_bytes(reference.read_bytes()[:-1] + b"\x01")  # "a good old map": any other bytes
     before = snapshot(tmp_path)
+    size = reference.stat().st_size
     try:
         with file_size_limit(limit):
             predict(src, out, model=(LocalModel(4, radius=1), card_for(4, 128, 32)), overwrite=overwrite, **CPU)
     except RasterIOError as e:
         assert str(e).startswith(f"{out}: ") and "\n" not in str(e)
-        assert limit < reference.stat().st_size * 2, "an unlimited disk must not fail"
+        assert limit < size * 2, "a limit far past the map's size must not fail"
         assert_nothing_lost(tmp_path, before)
     else:
+        # the map is one file of `size` bytes: a limit below it cannot have taken effect if this passed
+        assert limit >= size, f"a {limit} B limit did not stop a {size} B map: RLIMIT_FSIZE had no effect"
         assert out.read_bytes() == reference.read_bytes()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["map.tif"]
 
 
-def test_the_reference_map_has_overviews(big_map):
+def test_the_reference_map_has_overviews_and_the_limits_span_it(big_map):
     with rasterio.open(big_map[1]) as dst:
         assert dst.overviews(1)
+    size = big_map[1].stat().st_size
+    assert min(LIMITS) < size < max(LIMITS) / 2  # both branches above are reached
 
 
 @pytest.mark.parametrize(("limit", "existing"), [(1_000, True), (4_000, True), (4_000, False)])
