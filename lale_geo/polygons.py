@@ -28,7 +28,7 @@ from shapely.geometry import shape
 from .classmap import check_class_raster, class_names_for
 from .errors import InvalidInputError, RasterIOError
 from .raster import checked_read, open_raster
-from .writers import check_output, published
+from .writers import check_output, locked_outputs, published
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact
@@ -264,6 +264,12 @@ def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = N
     stays bounded whatever the raster size; GeoParquet and coverage simplification need the whole
     layer in memory first. ``options`` are those of ``vectorize``."""
     dst = check_vector_output(dst, overwrite, inputs=[src])
+    with locked_outputs([dst]):  # a second run to the same file fails now, not after all the work
+        return _vectorize_locked(src, dst, layer, overwrite, simplify, chunk_size, options)
+
+
+def _vectorize_locked(src, dst: Path, layer: str | None, overwrite: bool, simplify: float | None, chunk_size: int,
+                      options: dict) -> VectorizeSummary:
     suffix = dst.suffix.lower()
     if simplify or suffix == ".parquet":
         frame = vectorize(src, simplify=simplify, **options)

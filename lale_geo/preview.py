@@ -12,7 +12,7 @@ from rasterio.enums import ColorInterp, Resampling
 from .classmap import class_names_for
 from .errors import InvalidInputError
 from .raster import checked_read, open_raster
-from .writers import published
+from .writers import locked_outputs, published
 
 
 def _shape(height: int, width: int, size: int) -> tuple[int, int]:
@@ -44,6 +44,11 @@ def render_preview(src: str | Path, dst: str | Path, *, size: int = 1024, with_i
                    classes_file: str | Path | None = None, overwrite: bool = True) -> list[str]:
     """Write a PNG quicklook of the class map ``src``; returns the class names in its legend. The PNG is
     published only once complete; without ``overwrite`` an existing ``dst`` is never replaced."""
+    with locked_outputs([dst]):  # a second run to the same file fails now, not at publish
+        return _render_locked(src, dst, size, with_input, classes_file, overwrite)
+
+
+def _render_locked(src, dst, size: int, with_input, classes_file, overwrite: bool) -> list[str]:
     with open_raster(src) as dataset:
         if dataset.count != 1 or not np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer):
             raise InvalidInputError(f"{src}: expected one band of integer class ids")

@@ -35,7 +35,7 @@ from .classmap import class_names_for
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
 from .raster import is_remote, open_raster
-from .writers import check_output, published
+from .writers import check_output, locked_outputs, published
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,
@@ -260,11 +260,12 @@ def write_stac_item(map_path: str | Path, item_path: str | Path, *, overwrite: b
     """Build, validate and write (atomically) the STAC item of a map; returns the item, the schemas it
     was validated against and the extension schemas that could not be fetched."""
     item_path = check_output(item_path, overwrite, inputs=[map_path, *extra_assets.values()])
-    item = stac_item(map_path, item_path, extra_assets=extra_assets, datetime=datetime)
-    as_dict = item.to_dict(include_self_link=False)
-    validated, unreachable = validate_item(as_dict)
-    with published(item_path, overwrite) as tmp:
-        tmp.write_text(json.dumps(as_dict, indent=2, default=_json_default) + "\n")
+    with locked_outputs([item_path]):  # a second run to the same item fails now, not at publish
+        item = stac_item(map_path, item_path, extra_assets=extra_assets, datetime=datetime)
+        as_dict = item.to_dict(include_self_link=False)
+        validated, unreachable = validate_item(as_dict)
+        with published(item_path, overwrite) as tmp:
+            tmp.write_text(json.dumps(as_dict, indent=2, default=_json_default) + "\n")
     return item, validated, unreachable
 
 
