@@ -13,6 +13,30 @@ from pyproj import Geod
 
 from .errors import InvalidInputError
 
+# What map readers expect a class to look like (QGIS styles, ESA WorldCover, Dynamic World): the first
+# keyword found in a class name gives its display colour. Datasets' annotation colours are for decoding
+# masks, not for drawing maps (Dubai's water is orange).
+CONVENTIONAL_COLOURS = (
+    (("water", "sea", "river", "lake", "ocean"), (30, 110, 220)),
+    (("vegetation", "forest", "tree", "grass", "crop", "vineyard", "shrub", "green"), (40, 150, 50)),
+    (("building", "built", "urban", "roof", "settlement"), (210, 40, 40)),
+    (("road", "impervious", "paved", "street", "parking"), (128, 128, 128)),
+    (("land", "bare", "soil", "sand", "rock", "desert"), (225, 200, 140)),
+    (("snow", "ice", "glacier"), (240, 240, 250)),
+    (("cloud",), (200, 220, 240)),
+    (("wetland", "marsh", "mangrove"), (0, 150, 160)),
+)
+
+
+def display_colour(name: str, fallback: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The conventional colour of a class called ``name`` (water blue, vegetation green, buildings red,
+    roads grey, bare land sand), else ``fallback``."""
+    words = re.findall(r"[a-z]+", name.lower())
+    for keywords, colour in CONVENTIONAL_COLOURS:
+        if any(word.startswith(k) for k in keywords for word in words):
+            return colour
+    return tuple(fallback)
+
 
 def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None = None) -> dict[int, str]:
     """Class names: ``--classes`` JSON ({"id": "name"} or a class table with "classes"), our

@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from . import __version__
 from .augment import jittered_size, photometric, resample
+from .classmap import display_colour
 from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
 from .engines import TorchEngine
 from .errors import WeightsError
@@ -343,7 +344,8 @@ def card_fields_for(config: TrainConfig, table: ClassTable, name: str, command: 
     """Card fields known before training (metrics and sha256 are added when weights are saved)."""
     return {
         "name": name, "model": config.model, "model_kwargs": config.model_kwargs,
-        "classes": [{"id": i, "name": n, "colour": list(c)}
+        # the card's colours draw maps: conventional ones by class name, the annotation colour otherwise
+        "classes": [{"id": i, "name": n, "colour": list(display_colour(n, c))}
                     for i, (n, c) in enumerate(zip(table.class_names, table.colours))],
         "bands": list(table.bands), "input_range": list(table.input_range),
         "mean": list(mean or IMAGENET_MEAN), "std": list(std or IMAGENET_STD),

@@ -43,3 +43,16 @@ def test_library_errors_are_one_line_with_exit_code_1(tmp_path):
 def test_usage_errors_exit_2():
     result = CliRunner().invoke(cli, ["models", "--num-classes", "0"])
     assert result.exit_code == 2
+
+
+def test_models_lists_benchmark_references_apart_from_the_users_models():
+    from click.testing import CliRunner
+
+    from lale_geo.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    table, _, rest = result.output.partition("benchmark references")
+    assert "lale_s1" in table and "segformer_b0" not in table
+    if "segformer_b0" in result.output:  # only listed when its extra is missing
+        assert "segformer_b0" in rest
