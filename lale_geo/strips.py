@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from rasterio.windows import Window
 
-from .raster import _dataset_mask, checked_read
+from .raster import _dataset_mask, checked_read, has_mask
 from .tiling import Tile, pad_to_tile
 
 MAX_READ_ROWS = 1024  # a file with very tall blocks (one strip for the whole image) is read in parts
@@ -35,6 +35,7 @@ class RowReader:
         block_height = src.block_shapes[bands[0] - 1][0] if src.block_shapes else 1
         self.block_height = max(1, min(int(block_height), MAX_READ_ROWS))
         self.float_data = np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating)
+        self.masked = has_mask(src)
         self._chunks: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first row, pixels, validity)
         self._next = first_row  # first row not read yet
         self.bytes_decoded = 0
@@ -47,9 +48,10 @@ class RowReader:
             window = Window(0, y0, W, stop - y0)
             with checked_read(self.src, f"row {y0}, col 0 ({stop - y0}x{W} px)"):
                 pixels = self.src.read(self.bands, window=window)
-                valid = _dataset_mask(self.src, window)
+                # without any mask every pixel is valid: a read-only view of one value, no memory
+                valid = _dataset_mask(self.src, window) if self.masked else np.broadcast_to(np.True_, (stop - y0, W))
             if self.float_data:
-                valid &= np.isfinite(pixels).all(axis=0)
+                valid = valid & np.isfinite(pixels).all(axis=0)
             self._chunks.append((y0, pixels, valid))
             self.bytes_decoded += pixels.nbytes
             self._next = stop
