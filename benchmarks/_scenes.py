@@ -63,14 +63,6 @@ def make_scene(tile: Path, size: int, folder: Path) -> Path:
     return vrt
 
 
-def scene_geotiff(folder: Path, size: int) -> Path:
-    """A size x size real-pixel mosaic written as a tiled DEFLATE GeoTIFF (what users usually have)."""
-    out = folder / f"scene_{size}.tif"
-    rasterio.shutil.copy(make_scene(make_tile(folder), size, folder), out, driver="GTiff", tiled=True,
-                         blockxsize=512, blockysize=512, compress="DEFLATE")
-    return out
-
-
 def labels(path: Path) -> np.ndarray:
     """The class ids of a map."""
     with rasterio.open(path) as src:

@@ -10,6 +10,7 @@ is the one a local run writes.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,17 +78,12 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
 
 def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
                    write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None = None,
-                   block_size: int = 4096, resume_at: int = 0) -> ClusterReport:
+                   block_size: int = 4096, resume_at: int = 0, connecting: Connection | None = None) -> ClusterReport:
     """Compute every block of ``job.grid`` on the cluster at ``address`` and hand finished rows to
     ``write(y0, rows)`` in row order. At most a few rows of blocks are in flight, so memory stays
-    bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped."""
-    from distributed import Client
-
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError, TypeError) as e:  # unreachable, or no host:port address
-        raise LaleGeoError(f"{address}: cannot reach the dask scheduler ({_first_line(e)}); give its address "
-                           "as tcp://HOST:PORT") from None
+    bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped.
+    ``connecting``: the connection started earlier (:class:`Connection`), else one is made here."""
+    client = (connecting or Connection(address)).client()
     try:
         with client:
             return _run_blocks(client, address, job, resolved, write, progress, block_size, resume_at)
@@ -96,6 +92,51 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
     except Exception as e:  # the scheduler or the connection went away mid-run (workers are retried by Dask)
         raise LaleGeoError(f"{address}: the dask cluster failed during the run ({type(e).__name__}: "
                            f"{_first_line(e)}); nothing was published") from None
+
+
+class Connection:
+    """A client for the scheduler at ``address``, connected in a background thread from the moment this is
+    made: importing ``distributed`` and connecting (about a second) overlap opening the scene and deciding
+    the run. ``client()`` waits for it; ``close()`` lets go of one that was never used."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._client, self._error, self._abandoned = None, None, False
+        threading.Thread(target=self._connect, name="lale-geo-connect", daemon=True).start()
+
+    def _connect(self) -> None:
+        try:
+            from distributed import Client
+
+            client = Client(self.address, timeout="20s")
+        except Exception as e:  # noqa: BLE001 - handed to the caller by client()
+            self._error = e
+            client = None
+        with self._lock:
+            self._client = client
+            self._done.set()
+            if self._abandoned and client is not None:  # the run ended before it needed the cluster
+                client.close()
+
+    def client(self):
+        self._done.wait()
+        if isinstance(self._error, (OSError, TimeoutError, ValueError, TypeError)):  # unreachable, or not host:port
+            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({_first_line(self._error)}); "
+                               "give its address as tcp://HOST:PORT") from None
+        if self._error is not None:
+            raise LaleGeoError(f"{self.address}: cannot connect to the dask scheduler "
+                               f"({type(self._error).__name__}: {_first_line(self._error)})") from None
+        return self._client
+
+    def close(self) -> None:
+        """Let go of the client; one still connecting is closed by its thread (nobody waits for it)."""
+        with self._lock:
+            self._abandoned = True
+            client = self._client if self._done.is_set() else None
+        if client is not None:
+            client.close()
 
 
 def _first_line(error: BaseException) -> str:

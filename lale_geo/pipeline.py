@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from . import __version__
-from .cluster import BlockJob, ClusterReport, run_on_cluster, worker_path
+from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
@@ -111,75 +111,79 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         progress: told the number of tiles, then the tiles done as they finish.
     """
     started = time.perf_counter()
-    resolved = settings_with(settings, options).resolve(model)
-    card = resolved.card
-    if resume and is_remote(src):
-        raise InvalidInputError(f"{src}: resume needs a local input (a changed remote file would go "
-                                "unnoticed); copy the scene locally to resume")
-    outputs = [Path(p) for p in (dst, probabilities, confidence) if p is not None]
-    for path in outputs:
-        check_output(path, overwrite, inputs=[src])
-    if len(set(p.resolve() for p in outputs)) < len(outputs):
-        raise InvalidInputError(f"{dst}: the outputs must be different files")
+    connecting = Connection(scheduler) if scheduler else None  # connects while the weights load, the scene opens
+    try:
+        resolved = settings_with(settings, options).resolve(model)
+        if resume and is_remote(src):
+            raise InvalidInputError(f"{src}: resume needs a local input (a changed remote file would go "
+                                    "unnoticed); copy the scene locally to resume")
+        outputs = [Path(p) for p in (dst, probabilities, confidence) if p is not None]
+        for path in outputs:
+            check_output(path, overwrite, inputs=[src])
+        if len(set(p.resolve() for p in outputs)) < len(outputs):
+            raise InvalidInputError(f"{dst}: the outputs must be different files")
+        card = resolved.card
+        with reading_env(), locked_outputs(outputs), open_raster(src) as scene:
+            check_dtype(scene)
+            check_georeferencing(scene)
+            band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
+            # One bounded sample serves the scaling and the domain guard (read only if either needs it)
+            needs_sample = card.domain or fixed_scaling(scene.dtypes[band_indexes[0] - 1], len(band_indexes),
+                                                        card.input_range, resolved.settings.scale) is None
+            sample = sample_scene(scene, band_indexes) if needs_sample else None
+            scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale, sample)
+            for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain,
+                                 sample=sample):
+                warnings.warn(warning, stacklevel=2)
+            scale = (np.asarray(scaling.low), np.asarray(scaling.high))
+            fill = fill_values(scale, card.mean)
+            grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
+            if progress:
+                progress.start(len(grid))
+            engine = None if scheduler else resolved.create_engine()
+            engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
+            tags = _tags(resolved, scaling, band_indexes, engine_name)
+            key = run_key(src, card, resolved.to_json(), band_indexes, scaling, engine_name, outputs)
+            written = MapOutputs(scene, card, tags, dst, probabilities, confidence, key=key, resume=resume,
+                                 overwrite=overwrite)
+            advance = progress.advance if progress else None
+            cluster = None
+            try:
+                source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
 
-    with reading_env(), locked_outputs(outputs), open_raster(src) as scene:
-        check_dtype(scene)
-        check_georeferencing(scene)
-        band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
-        # One bounded sample serves the scaling and the domain guard (read only if either needs it)
-        needs_sample = card.domain or fixed_scaling(scene.dtypes[band_indexes[0] - 1], len(band_indexes),
-                                                    card.input_range, resolved.settings.scale) is None
-        sample = sample_scene(scene, band_indexes) if needs_sample else None
-        scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale, sample)
-        for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain,
-                             sample=sample):
-            warnings.warn(warning, stacklevel=2)
-        scale = (np.asarray(scaling.low), np.asarray(scaling.high))
-        fill = fill_values(scale, card.mean)
-        grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
-        if progress:
-            progress.start(len(grid))
-        engine = None if scheduler else resolved.create_engine()
-        engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
-        tags = _tags(resolved, scaling, band_indexes, engine_name)
-        key = run_key(src, card, resolved.to_json(), band_indexes, scaling, engine_name, outputs)
-        written = MapOutputs(scene, card, tags, dst, probabilities, confidence, key=key, resume=resume,
-                             overwrite=overwrite)
-        advance = progress.advance if progress else None
-        cluster = None
-        try:
-            source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
+                def emit(band: Band) -> None:
+                    written.write(band, source.validity(band.y0, band.logits.shape[1]))
 
-            def emit(band: Band) -> None:
-                written.write(band, source.validity(band.y0, band.logits.shape[1]))
-
-            if scheduler:
-                where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
-                # workers get absolute paths (they need not share our folder) for the weights too
-                settings = replace(resolved.settings, weights=worker_path(resolved.settings.weights))
-                job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), settings,
-                               probabilities is not None, confidence is not None)
-                cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
-                                         resume_at=written.rows_done)
-                computed, engine_name = None, cluster.engine
-            else:
-                computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
-                                        resume_at=written.rows_done)
-            nodata = int(written.counts[OUTPUT_NODATA])
-            if nodata == scene.width * scene.height:
-                warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
-            written.commit()
-        except KeyboardInterrupt:
-            raise  # keep the temporary outputs and the journal: resume continues from them
-        except BaseException:
-            written.abort()
-            raise
-        return PredictSummary(
-            output=Path(dst), width=scene.width, height=scene.height, tiles=len(grid), tiles_computed=computed,
-            seconds=time.perf_counter() - started,
-            class_pixels={c.name: int(written.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
-            pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
-            extra_outputs=outputs[1:], cluster=cluster)
+                if scheduler:
+                    where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
+                    # workers get absolute paths (they need not share our folder) for the weights too
+                    settings = replace(resolved.settings, weights=worker_path(resolved.settings.weights))
+                    job = BlockJob(where, grid, tuple(band_indexes), scale, tuple(fill), settings,
+                                   probabilities is not None, confidence is not None)
+                    cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
+                                             resume_at=written.rows_done, connecting=connecting)
+                    computed, engine_name = None, cluster.engine
+                else:
+                    computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
+                                            resume_at=written.rows_done)
+                nodata = int(written.counts[OUTPUT_NODATA])
+                if nodata == scene.width * scene.height:
+                    warnings.warn(f"{src}: no valid pixels; the map is all nodata", stacklevel=2)
+                written.commit()
+            except KeyboardInterrupt:
+                raise  # keep the temporary outputs and the journal: resume continues from them
+            except BaseException:
+                written.abort()
+                raise
+            return PredictSummary(
+                output=Path(dst), width=scene.width, height=scene.height, tiles=len(grid), tiles_computed=computed,
+                seconds=time.perf_counter() - started,
+                class_pixels={c.name: int(written.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
+                pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
+                extra_outputs=outputs[1:], cluster=cluster)
+    finally:
+        if connecting is not None:
+            connecting.close()  # run_on_cluster closed it when it ran; a run that failed first did not
 
 
 def _first_row_read(grid: TileGrid, rows_done: int) -> int:

@@ -59,14 +59,33 @@ def assert_onnx_parity(model, x, tmp_path, tolerance=1e-4):
     assert np.abs(out - ref).max() < tolerance
 
 
-_RANGE_SERVER = r"""
-import http.server, os, re, sys
+RANGE_SERVER = r"""
+import http.server, json, os, re, sys, threading, time
+
+answer_at_most = int(sys.argv[2]) if len(sys.argv) > 2 else -1  # then stop answering (-1: never)
+counted = {"requests": 0, "bytes": 0}
+lock = threading.Lock()
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_GET(self):
+        if self.path == "/__stats":  # bytes of files sent so far
+            body = json.dumps(counted).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        return super().do_GET()
+
     def send_head(self):
+        with lock:
+            counted["requests"] += 1
+            stalled = 0 <= answer_at_most < counted["requests"]
+        if stalled:
+            time.sleep(600)  # a server that stops answering
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
         path = self.translate_path(self.path)
         if not match or not os.path.isfile(path):
@@ -86,32 +105,38 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def copyfile(self, source, outputfile):
         if self.remaining is None:
-            return super().copyfile(source, outputfile)
-        outputfile.write(source.read(self.remaining))
+            data = source.read()
+        else:
+            data = source.read(self.remaining)
+        outputfile.write(data)
+        with lock:
+            counted["bytes"] += len(data)
 
 os.chdir(sys.argv[1])
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
 
 
-def serve_folder(folder):
+def serve_folder(folder, answer_at_most: int = -1):
     """Context manager: an HTTP server on 127.0.0.1 serving ``folder``; yields its URL. It answers Range
-    requests, as the object stores that GDAL reads COGs from do (http.server alone sends whole files).
-    It runs in its own process: GDAL may hold the GIL while it waits for an answer."""
+    requests, as the object stores that GDAL reads COGs from do (http.server alone sends whole files), and
+    counts what it sends (``GET /__stats``). With ``answer_at_most`` = N it stops answering after N requests
+    (a stalled server). It runs in its own process: GDAL may hold the GIL while it waits for an answer."""
     import contextlib
     import subprocess
     import sys
 
     @contextlib.contextmanager
     def running():
-        server = subprocess.Popen([sys.executable, "-c", _RANGE_SERVER, str(folder)], stdout=subprocess.PIPE,
-                                  text=True)
+        server = subprocess.Popen([sys.executable, "-c", RANGE_SERVER, str(folder), str(answer_at_most)],
+                                  stdout=subprocess.PIPE, text=True)
         try:
             yield f"http://127.0.0.1:{server.stdout.readline().strip()}"
         finally:
-            server.terminate()
+            server.kill()  # a stalled handler would hold a terminate() up
             server.wait(timeout=10)
 
     return running()

@@ -140,3 +140,18 @@ def test_predict_does_not_import_geopandas_and_vectorize_stays_the_function():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_public_api_is_visible_to_dir_and_type_checkers():
+    import importlib
+
+    import lale_geo
+
+    assert sorted(lale_geo.__all__) == sorted(["__version__", *lale_geo._API])
+    assert set(dir(lale_geo)) == set(lale_geo.__all__)
+    for name in lale_geo._API:  # each name resolves to the object its module defines
+        assert getattr(lale_geo, name) is getattr(importlib.import_module(f"lale_geo.{lale_geo._API[name]}"), name)
+    source = (Path(lale_geo.__file__).parent / "__init__.py").read_text()
+    for name in lale_geo._API:  # and the TYPE_CHECKING block imports it for type checkers
+        assert f" {name}" in source.split("if TYPE_CHECKING:")[1].split("def __getattr__")[0], name
+    assert (Path(lale_geo.__file__).parent / "py.typed").is_file()

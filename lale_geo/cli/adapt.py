@@ -43,7 +43,7 @@ def command(ctx, weights, data_root, out, time_budget, steps, lr, distillation, 
 
     import torch
 
-    from ..adapt import Recipe, adapt
+    from ..adaptation import Recipe, adapt
     from ..weights import DEFAULT_WEIGHTS
 
     if threads:

@@ -9,8 +9,6 @@ import ctypes
 import dataclasses
 import glob
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,66 +149,20 @@ def test_gdal_cache_is_capped_while_reading(tmp_path):
     assert seen and set(seen) == {GDAL_CACHE_BYTES}
 
 
-_STALLING_SERVER = r"""
-import http.server, os, re, sys, time, threading
-answered = [0]
-lock = threading.Lock()
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        with lock:
-            answered[0] += 1
-            n = answered[0]
-        if n > int(sys.argv[2]):
-            time.sleep(600)  # the server stops answering
-        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        path = self.translate_path(self.path)
-        size = os.path.getsize(path)
-        start, end = (int(match[1]), min(int(match[2] or size - 1), size - 1)) if match else (0, size - 1)
-        f = open(path, "rb")
-        f.seek(start)
-        self.send_response(206 if match else 200)
-        if match:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        self.remaining = end - start + 1
-        return f
-
-    def copyfile(self, source, outputfile):
-        outputfile.write(source.read(self.remaining))
-
-os.chdir(sys.argv[1])
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
-
-
 @pytest.mark.network
 def test_a_server_that_stops_answering_ends_in_one_line_after_the_time_out(tmp_path, monkeypatch):
     write_scene(tmp_path / "scene.tif", 512, tiled=True, blockxsize=64, blockysize=64, compress="DEFLATE")
-    server = subprocess.Popen([sys.executable, "-c", _STALLING_SERVER, str(tmp_path), "2"], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        url = f"http://127.0.0.1:{server.stdout.readline().strip()}/scene.tif"
-        for key, value in {"GDAL_HTTP_TIMEOUT": "2", "GDAL_HTTP_MAX_RETRY": "0", "VSI_CACHE": "FALSE"}.items():
-            monkeypatch.setenv(key, value)
-        out = tmp_path / "out"
-        out.mkdir()
+    for key, value in {"GDAL_HTTP_TIMEOUT": "2", "GDAL_HTTP_MAX_RETRY": "0", "VSI_CACHE": "FALSE"}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "out"
+    out.mkdir()
+    with serve_folder(tmp_path, answer_at_most=2) as base:  # answers the opening requests, then stalls
+        url = f"{base}/scene.tif"
         with pytest.raises(RasterIOError) as error:
             predict(url, out / "map.tif", model=(LocalModel(3), card_for(3, 64, 16)), **CPU)
-        message = str(error.value)
-        assert "\n" not in message and message.startswith(url), message
-        assert list(out.iterdir()) == []
-    finally:
-        server.kill()
-        server.wait()
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(url), message
+    assert list(out.iterdir()) == []
 
 
 @pytest.mark.network

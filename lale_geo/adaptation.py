@@ -38,6 +38,7 @@ from .datasets import (
     open_image,
     split_folders,
 )
+from .domain import pixel_size_metres, profile_from_samples
 from .engines import TorchEngine
 from .errors import DatasetError
 from .evaluation import Tiling, evaluate
@@ -337,4 +338,22 @@ def _card_fields(card: WeightsCard, data_root, recipe: Recipe, command: str, sam
                          "start_per_class_f1": result.start_per_class, "adapted_per_class_f1": result.adapted_per_class,
                          "tile_size": card.tile_size, "overlap": card.overlap}
     fields["lale_geo_version"] = __version__
+    if result.kept == "adapted":  # the domain guard now checks scenes against the area adapted to
+        fields["domain"] = asdict(_area_profile(card, data_root, samples))
     return fields
+
+
+def _area_profile(card: WeightsCard, data_root, samples: Sequence[Sample]):
+    """The domain profile of the adaptation images: their band statistics and pixel sizes."""
+    sizes = []
+    for folder in split_folders(data_root, table_for(card, data_root), "all"):
+        for path in sorted(p for p in (folder / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            with open_image(path) as src:
+                size = pixel_size_metres(src.crs, src.transform, src.height, src.width)
+            if size is not None:
+                sizes.append(size)
+    pixel_size = (min(sizes), max(sizes)) if sizes else None
+    note = ("the pixel sizes of the adaptation images" if sizes else
+            "the adaptation images carry no CRS: pixel size unknown")
+    return profile_from_samples(samples, card.input_range, f"adapted to {Path(data_root).name} from {card.name}",
+                                pixel_size, note)

@@ -12,7 +12,15 @@ import rasterio
 from click.testing import CliRunner
 from rasterio.transform import from_origin
 
-from lale_geo.adapt import Recipe, adapt, holdout_corner, load_labelled, rasterise_polygons, split_holdout, table_for
+from lale_geo.adaptation import (
+    Recipe,
+    adapt,
+    holdout_corner,
+    load_labelled,
+    rasterise_polygons,
+    split_holdout,
+    table_for,
+)
 from lale_geo.cli.main import cli
 from lale_geo.datasets import Sample
 from lale_geo.errors import DatasetError
@@ -74,13 +82,16 @@ def test_adapt_keeps_better_weights_and_records_both_scores(tmp_path):
     assert card["training"]["kept"] == "adapted"
     assert card["training"]["adapted_from"]["name"] == "lale_s1_dubai"
     assert card["sha256"] != load_card("lale_s1_dubai").sha256
+    # the domain guard now checks scenes against the area adapted to: 0.2 m pixels, these images' colours
+    assert card["domain"]["pixel_size_m"] == [pytest.approx(0.2), pytest.approx(0.2)]
+    assert card["domain"]["images"] == 2 and "adapted to area" in card["domain"]["sensor"]
 
 
 def test_adapt_never_keeps_weights_worse_than_the_start(tmp_path):
     data = write_area(tmp_path / "area")
-    # a learning rate that wrecks the network: the adapted weights score below the start
-    result = adapt("lale_s1_dubai", data, tmp_path / "area", recipe=Recipe(steps=6, crop=64, batch_size=4,
-                                                                         validate_every=3, lr=5.0), time_budget_min=5)
+    # the whole network at a learning rate that wrecks it: the adapted weights score below the start
+    wrecking = Recipe(steps=6, crop=64, batch_size=4, validate_every=3, lr=5.0, freeze=())
+    result = adapt("lale_s1_dubai", data, tmp_path / "area", recipe=wrecking, time_budget_min=5)
     assert result.kept == "start" and result.adapted_f1 <= result.start_f1
     tensors, _ = resolve_weights("lale_s1_dubai")
     assert (tmp_path / "area.safetensors").read_bytes() == tensors.read_bytes()
