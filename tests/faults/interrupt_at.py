@@ -16,6 +16,9 @@ from lale_geo.cli.main import cli
 
 def main() -> None:
     sig, tiles, args = getattr(signal, sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    # then keeps it ignored: give it Python's own Ctrl-C handler, as in a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     advance = predict_command.BarProgress.advance
     done = [0]
 
