@@ -110,7 +110,8 @@ class Connection:
         try:
             from distributed import Client
 
-            client = Client(self.address, timeout="20s")
+            # not the default client: the user's own dask computations must not move onto this cluster
+            client = Client(self.address, timeout="20s", set_as_default=False)
         except Exception as e:  # noqa: BLE001 - handed to the caller by client()
             self._error = e
             client = None
