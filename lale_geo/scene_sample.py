@@ -4,8 +4,8 @@ Both used to read the whole scene decimated (``read(out_shape=...)``): on a file
 decodes every block for that (over HTTP it fetches the whole file) before the first tile, and those
 reads were unchecked. The sample is read once, through :func:`checked_read`, from an overview level
 when the file has one (it covers the whole scene at a small cost), else from a fixed number of windows
-spread over the scene, aligned to the file's blocks (4 % of them, 16 at most): the bytes read before the
-first tile do not grow with the scene and stay a small share of a small file.
+spread over the scene, aligned to the file's blocks (4 % of them, 4 to 16): the bytes read before the
+first tile do not grow with the scene.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rasterio.windows import Window
 from .raster import checked_read
 
 MAX_WINDOWS = 16  # windows read at most (of about one block each)
+MIN_WINDOWS = 4  # and at least: one window is too local a sample to stretch a small scene by
 BLOCK_SHARE = 0.04  # of the file's blocks, so that what is read before the first tile stays under 5 %
 MIN_OVERVIEW_SIDE = 512  # the coarsest overview level whose long side still has this many pixels
 MAX_PIXELS = 1 << 20  # valid pixels kept per band (an even subsample beyond): percentiles need no more
@@ -55,12 +56,13 @@ def _overview_factor(src, band: int) -> int | None:
 
 def sample_windows(src, band: int, most: int = MAX_WINDOWS, share: float = BLOCK_SHARE) -> list[Window]:
     """Block-aligned windows of about one block (32-512 px a side), spread over the scene on a lattice:
-    ``share`` of the file's blocks, at least one and at most ``most`` (a small file is not read whole
-    before its first tile; a large one gets a sample that covers it)."""
+    ``share`` of the file's blocks, at least MIN_WINDOWS (fewer only where the scene has fewer blocks) and
+    at most ``most``: a large file gets a sample that covers it, and what is read before its first tile does
+    not grow with it."""
     bh, bw = src.block_shapes[band - 1]
     h, w = min(max(bh, 32), 512, src.height), min(max(bw, 32), 512, src.width)
     blocks = -(-src.height // h) * -(-src.width // w)
-    count = max(1, min(most, math.ceil(share * blocks)))
+    count = min(blocks, max(MIN_WINDOWS, min(most, math.ceil(share * blocks))))
     side = math.ceil(math.sqrt(count))
     cells = [(i, (j + i) % side) for i in range(side) for j in range(side)]  # each row starts one cell on
     cells = [cells[round(k * len(cells) / count)] for k in range(count)]  # an even pick: spread both ways
@@ -93,4 +95,5 @@ def sample_scene(src, bands: Sequence[int]) -> SceneSample:
         with checked_read(src, where):
             parts.append(_valid(src.read(bands, window=window, masked=True)))
     size = f"{windows[0].width}x{windows[0].height}"
-    return SceneSample(_thinned(np.concatenate(parts, axis=1)), f"{len(windows)} windows of {size} px")
+    what = f"{len(windows)} windows" if len(windows) > 1 else "1 window"
+    return SceneSample(_thinned(np.concatenate(parts, axis=1)), f"{what} of {size} px")

@@ -118,8 +118,8 @@ def test_scaling_and_guard_read_a_bounded_sample_and_tiles_read_each_block_once(
 
     monkeypatch.setattr(rasterio.io.DatasetReader, "read", counting_read)
     summary = predict(src, tmp_path / "map.tif", model=guarded_model(), **CPU)
-    assert "3 windows of 128x128 px" in summary.scaling  # 4 % of the 64 blocks
-    sample, strips = windows[:3], windows[3:]
+    assert "4 windows of 128x128 px" in summary.scaling  # 4 % of the 64 blocks, 4 at least
+    sample, strips = windows[:4], windows[4:]
     assert all(w.height == w.width == 128 for w in sample)
     assert [(w.row_off, w.height, w.width) for w in strips] == [(y, 128, 1024) for y in range(0, 1024, 128)]
 
