@@ -28,20 +28,20 @@ def test_an_unreachable_or_malformed_scheduler_is_one_line(tmp_path, address):
     assert snapshot(tmp_path) == before
 
 
-class CloseAfterFirstRow:
-    """Closes the cluster when the first rows are written: a scheduler that dies mid-run, at a point
-    the test controls."""
+class AfterFirstRows:
+    """A progress hook that does ``action`` once, when the first rows are written: a fault at a point the
+    test controls."""
 
-    def __init__(self, cluster) -> None:
-        self.cluster, self.closed = cluster, False
+    def __init__(self, action) -> None:
+        self.action, self.done = action, False
 
     def start(self, tiles: int) -> None:
         pass
 
     def advance(self, tiles: int) -> None:
-        if not self.closed:
-            self.closed = True
-            self.cluster.close()
+        if not self.done:
+            self.done = True
+            self.action()
 
 
 def test_a_scheduler_that_dies_mid_run_is_one_line_and_publishes_nothing(tmp_path):
@@ -51,7 +51,7 @@ def test_a_scheduler_that_dies_mid_run_is_one_line_and_publishes_nothing(tmp_pat
     try:
         with pytest.raises(LaleGeoError) as error:
             predict(src, tmp_path / "map.tif", model=MODEL, scheduler=cluster.scheduler_address,
-                    progress=CloseAfterFirstRow(cluster), **CPU)
+                    progress=AfterFirstRows(cluster.close), **CPU)  # the scheduler dies mid-run
     finally:
         cluster.close()
     message = str(error.value)
@@ -60,18 +60,9 @@ def test_a_scheduler_that_dies_mid_run_is_one_line_and_publishes_nothing(tmp_pat
     assert {k for k in snapshot(tmp_path) if not k.startswith(".")} == set(before)
 
 
-class KillAWorkerAfterFirstRow:
-    def __init__(self, cluster) -> None:
-        self.cluster, self.killed = cluster, False
-
-    def start(self, tiles: int) -> None:
-        pass
-
-    def advance(self, tiles: int) -> None:
-        if not self.killed:
-            self.killed = True
-            worker = next(iter(self.cluster.workers.values()))
-            worker.process.process._process.kill()  # SIGKILL: the worker dies with its blocks
+def kill_a_worker(cluster) -> None:
+    worker = next(iter(cluster.workers.values()))
+    worker.process.process._process.kill()  # SIGKILL: the worker dies with its blocks
 
 
 @pytest.mark.slow
@@ -80,9 +71,9 @@ def test_a_worker_that_dies_has_its_blocks_retried_and_the_map_is_unchanged(tmp_
     predict(src, tmp_path / "local.tif", model=MODEL, **CPU)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        hook = KillAWorkerAfterFirstRow(cluster)
+        hook = AfterFirstRows(lambda: kill_a_worker(cluster))
         predict(src, tmp_path / "cluster.tif", model=MODEL, scheduler=cluster.scheduler_address,
                 progress=hook, **CPU)
-    assert hook.killed
+    assert hook.done
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
