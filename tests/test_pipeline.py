@@ -238,7 +238,12 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
-    predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each single-threaded worker: float sums then add up in the same order
+    try:
+        predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif")
+    finally:
+        torch.set_num_threads(threads)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU,
