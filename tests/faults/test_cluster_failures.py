@@ -3,6 +3,10 @@ worker that dies has its blocks retried by Dask and the map is the local run's."
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+
 import numpy as np
 import pytest
 import rasterio
@@ -60,20 +64,38 @@ def test_a_scheduler_that_dies_mid_run_is_one_line_and_publishes_nothing(tmp_pat
     assert {k for k in snapshot(tmp_path) if not k.startswith(".")} == set(before)
 
 
-def kill_a_worker(cluster) -> None:
-    worker = next(iter(cluster.workers.values()))
-    worker.process.process._process.kill()  # SIGKILL: the worker dies with its blocks
+class DieOnFirstBlock(distributed.WorkerPlugin):
+    """A worker plugin: the first worker to start computing a block (of any worker: ``marker`` is created
+    atomically) kills itself with SIGKILL, taking that block with it. The fault comes at a point the test
+    controls, whatever the timing of the run."""
+
+    idempotent = True
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        name = key[0] if isinstance(key, tuple) else key
+        if finish == "executing" and str(name).startswith("compute_block"):
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return  # a block after the first: run it
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @pytest.mark.slow
 def test_a_worker_that_dies_has_its_blocks_retried_and_the_map_is_unchanged(tmp_path):
+    import cloudpickle
+
     src = write_scene(tmp_path / "scene.tif", 1536, tiled=True, blockxsize=256, blockysize=256)
     predict(src, tmp_path / "local.tif", model=MODEL, **CPU)
+    marker = tmp_path / "a worker died"
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the plugin travels to the workers
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        hook = AfterFirstRows(lambda: kill_a_worker(cluster))
-        predict(src, tmp_path / "cluster.tif", model=MODEL, scheduler=cluster.scheduler_address,
-                progress=hook, **CPU)
-    assert hook.done
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(DieOnFirstBlock(str(marker)))
+        predict(src, tmp_path / "cluster.tif", model=MODEL, scheduler=cluster.scheduler_address, **CPU)
+    assert marker.exists()  # a worker died with a block in hand, so that block ran again elsewhere
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())

@@ -8,7 +8,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import glob
+import json
 import os
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +162,9 @@ def test_a_server_that_stops_answering_ends_in_one_line_after_the_time_out(tmp_p
         url = f"{base}/scene.tif"
         with pytest.raises(RasterIOError) as error:
             predict(url, out / "map.tif", model=(LocalModel(3), card_for(3, 64, 16)), **CPU)
+        with urllib.request.urlopen(f"{base}/__stats", timeout=10) as answer:
+            asked = json.loads(answer.read())["requests"]
+    assert asked > 2, "the run never reached the stalled requests: nothing here tested a stall"
     message = str(error.value)
     assert "\n" not in message and message.startswith(url), message
     assert list(out.iterdir()) == []
