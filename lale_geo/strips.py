@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from rasterio.windows import Window
 
-from .raster import _dataset_mask, checked_read, has_mask
+from .raster import checked_read, has_mask
 from .tiling import Tile, pad_to_tile
 
 MAX_READ_ROWS = 1024  # a file with very tall blocks (one strip for the whole image) is read in parts
@@ -34,8 +34,6 @@ class RowReader:
         self.src, self.bands = src, list(bands)
         block_height = src.block_shapes[bands[0] - 1][0] if src.block_shapes else 1
         self.block_height = max(1, min(int(block_height), MAX_READ_ROWS))
-        self.float_data = np.issubdtype(np.dtype(src.dtypes[bands[0] - 1]), np.floating)
-        self.masked = has_mask(src)
         self._chunks: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first row, pixels, validity)
         self._next = first_row  # first row not read yet
         self.bytes_decoded = 0
@@ -45,13 +43,7 @@ class RowReader:
         while self._next < min(y1, H):
             y0 = self._next
             stop = min(H, (y0 // self.block_height + 1) * self.block_height)  # the end of y0's block row
-            window = Window(0, y0, W, stop - y0)
-            with checked_read(self.src, f"row {y0}, col 0 ({stop - y0}x{W} px)"):
-                pixels = self.src.read(self.bands, window=window)
-                # without any mask every pixel is valid: a read-only view of one value, no memory
-                valid = _dataset_mask(self.src, window) if self.masked else np.broadcast_to(np.True_, (stop - y0, W))
-            if self.float_data:
-                valid = valid & np.isfinite(pixels).all(axis=0)
+            pixels, valid = read_region(self.src, self.bands, y0, 0, stop - y0, W)
             self._chunks.append((y0, pixels, valid))
             self.bytes_decoded += pixels.nbytes
             self._next = stop
@@ -125,7 +117,8 @@ def read_region(src, bands: Sequence[int], y0: int, x0: int, height: int, width:
     window = Window(x0, y0, x1 - x0, y1 - y0)
     with checked_read(src, f"row {y0}, col {x0} ({y1 - y0}x{x1 - x0} px)"):
         pixels = src.read(list(bands), window=window)
-        valid = _dataset_mask(src, window)
+        # without any mask every pixel is valid: a read-only view of one value, no memory
+        valid = src.dataset_mask(window=window) > 0 if has_mask(src) else np.broadcast_to(np.True_, pixels.shape[1:])
     if np.issubdtype(pixels.dtype, np.floating):
-        valid &= np.isfinite(pixels).all(axis=0)
+        valid = valid & np.isfinite(pixels).all(axis=0)
     return pixels, valid
