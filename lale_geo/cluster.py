@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .engines import ModelAndCard
-from .errors import LaleGeoError
+from .errors import LaleGeoError, message_line
 from .raster import open_raster, reading_env
 from .settings import InferenceSettings, ResolvedSettings
 from .stitching import FinishedRows, finish_rows
@@ -91,7 +91,7 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
         raise
     except Exception as e:  # the scheduler or the connection went away mid-run (workers are retried by Dask)
         raise LaleGeoError(f"{address}: the dask cluster failed during the run ({type(e).__name__}: "
-                           f"{_first_line(e)}); nothing was published") from None
+                           f"{message_line(e)}); nothing was published") from None
 
 
 class Connection:
@@ -124,11 +124,11 @@ class Connection:
     def client(self):
         self._done.wait()
         if isinstance(self._error, (OSError, TimeoutError, ValueError, TypeError)):  # unreachable, or not host:port
-            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({_first_line(self._error)}); "
+            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({message_line(self._error)}); "
                                "give its address as tcp://HOST:PORT") from None
         if self._error is not None:
             raise LaleGeoError(f"{self.address}: cannot connect to the dask scheduler "
-                               f"({type(self._error).__name__}: {_first_line(self._error)})") from None
+                               f"({type(self._error).__name__}: {message_line(self._error)})") from None
         return self._client
 
     def close(self) -> None:
@@ -138,11 +138,6 @@ class Connection:
             client = self._client if self._done.is_set() else None
         if client is not None:
             client.close()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:200] if lines else "no message"
 
 
 def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,

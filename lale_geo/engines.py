@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from .cache import cache_dir as default_cache_dir
-from .errors import InvalidInputError, LaleGeoError, WeightsError
+from .errors import InvalidInputError, LaleGeoError, WeightsError, message_line
 from .weights import WeightsCard, load_card_once, load_weights_once
 from .writers import published
 
@@ -261,9 +261,8 @@ class OpenVINOEngine:
         except RuntimeError as e:  # OpenVINO's message runs over many lines (source locations); the last says why
             if int8_model is None:
                 raise
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            why = lines[-1][:200] if lines else "unreadable"
-            raise WeightsError(f"{int8_model}: OpenVINO cannot read the INT8 model ({why})") from None
+            raise WeightsError(f"{int8_model}: OpenVINO cannot read the INT8 model "
+                               f"({message_line(e, last=True)})") from None
         parts = batch_size // self.part
         self._sets = [[self.compiled.create_infer_request() for _ in range(parts)] for _ in range(2)]
         self._next = 0

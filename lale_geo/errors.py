@@ -38,3 +38,12 @@ class OutputExistsError(LaleGeoError, FileExistsError):
 
 class OutputLockedError(LaleGeoError, OSError):
     """Another run holds the lock of the output (it is writing the same file)."""
+
+
+def message_line(message: BaseException | str, last: bool = False, limit: int = 200, empty: str = "no message") -> str:
+    """One line of a foreign message for our one-line errors: the first non-empty line, or with ``last`` the
+    last (some libraries end with the reason after lines of source locations); past ``limit`` characters
+    its middle is cut out (the reason is often at the end); ``empty`` for an empty message."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    line = (lines[-1] if last else lines[0]) if lines else empty
+    return line if len(line) <= limit else f"{line[:limit // 3]} ... {line[-(limit - limit // 3):]}"

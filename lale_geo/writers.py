@@ -23,7 +23,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError
+from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError, message_line
 from .overviews import OverviewPyramid
 from .raster import gdal_messages, is_remote
 from .stitching import OUTPUT_NODATA
@@ -187,12 +187,9 @@ def _remove_quietly(*paths: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _first_line(text: str, limit: int = 200) -> str:
-    """The first line of a message, its middle cut out past ``limit`` characters (an SQL error quotes its
-    whole statement; the reason is at the end)."""
-    line = (text.strip().splitlines() or [""])[0]
-    line = re.sub(r"sqlite3_exec\(.*\) failed: ", "SQLite: ", line)  # the statement says nothing to a user
-    return line if len(line) <= limit else f"{line[:limit // 3]} ... {line[-(limit - limit // 3):]}"
+def _first_line(text: str) -> str:
+    """The first line of a write error (an SQL error quotes its whole statement: that part goes)."""
+    return message_line(re.sub(r"sqlite3_exec\(.*\) failed: ", "SQLite: ", text), empty="")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import signal
 import click
 
 from .. import __version__
-from ..errors import LaleGeoError
+from ..errors import LaleGeoError, message_line
 
 # Command name -> (module, one-line summary): a command's module is imported only when that command
 # runs, so `lale-geo --help` and light commands such as `info` never import torch. The summaries are
@@ -82,10 +82,9 @@ class LaleGeoGroup(click.Group):
         except Exception as e:  # a bug of ours (or an error we have not met): one line, -v for the traceback
             if verbose:
                 raise
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
             raise click.ClickException(
-                f"internal error ({type(e).__name__}: {lines[0][:200] if lines else 'no message'}); this is a bug "
-                "worth reporting with the command and the output of the same command run with -v") from None
+                f"internal error ({type(e).__name__}: {message_line(e)}); this is a bug worth reporting with the "
+                "command and the output of the same command run with -v") from None
 
 
 INTERRUPTED = 130  # the shell's code for a command ended by SIGINT (128 + 2)
