@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rasterio.windows import Window
 from torch import nn
 
 from . import __version__
@@ -35,6 +34,7 @@ from .datasets import (
     Sample,
     _same_grid,
     decode_mask,
+    labelled_sample,
     open_image,
     split_folders,
 )
@@ -42,7 +42,6 @@ from .domain import pixel_size_metres, profile_from_samples
 from .engines import TorchEngine
 from .errors import DatasetError
 from .evaluation import Tiling, evaluate
-from .raster import window_validity
 from .training import CropSampler, segmentation_loss
 from .weights import WeightsCard, load_weights, save_weights
 
@@ -160,27 +159,17 @@ def rasterise_polygons(path: Path, image_path: Path, table: ClassTable, column: 
 def load_labelled(data_root: str | Path, table: ClassTable, class_column: str | None = None) -> list[Sample]:
     """Every labelled image under ``data_root`` (see the module's docstring) in memory."""
     samples = []
-    bands = len(table.bands)
     for folder in split_folders(data_root, table, "all"):
         images = sorted(p for p in (folder / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for image_path in images:
             label_path = _label_file(folder, image_path.stem)
-            with open_image(image_path) as src:
-                if src.count < bands:
-                    raise DatasetError(f"{image_path}: {src.count} band(s), the weights need {bands} "
-                                       f"({', '.join(table.bands)})")
-                indexes = list(range(1, bands + 1))
-                pixels = src.read(indexes)
-                valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
             if label_path.suffix.lower() in VECTOR_SUFFIXES:
                 mask = rasterise_polygons(label_path, image_path, table, class_column)
             else:
                 _same_grid(image_path, label_path)
                 mask = decode_mask(label_path, table)
-                if mask.shape != pixels.shape[1:]:
-                    raise DatasetError(f"{label_path}: labels are {mask.shape}, the image is {pixels.shape[1:]}")
-            mask[~valid] = IGNORE_INDEX
-            samples.append(Sample(f"{folder.name}/{image_path.stem}", pixels, mask, None if valid.all() else valid))
+            samples.append(labelled_sample(f"{folder.name}/{image_path.stem}", image_path, mask, len(table.bands),
+                                           label_path))
     if not samples:
         raise DatasetError(f"{data_root}: no images (expected images/ and masks/ or labels/ in it or its sub-folders)")
     return samples

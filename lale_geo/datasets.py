@@ -317,14 +317,25 @@ def load_split(root: str | Path, table: ClassTable, split: str, bands: int | Non
                 samples.append(sample)
                 continue
             held_mb += megabytes
-            with open_image(image_path) as src:
-                indexes = list(range(1, bands + 1))
-                image = src.read(indexes)
-                valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
-            mask = decode_mask(masks[0], table)
-            mask[~valid] = IGNORE_INDEX
-            samples.append(Sample(name, image, mask, None if valid.all() else valid))
+            samples.append(labelled_sample(name, image_path, decode_mask(masks[0], table), bands, masks[0]))
     return samples
+
+
+def labelled_sample(name: str, image_path: Path, mask: np.ndarray, bands: int, mask_path: Path | None = None) -> Sample:
+    """A :class:`Sample` of the first ``bands`` bands of ``image_path`` and its class ids ``mask`` (decoded
+    from ``mask_path``, or drawn from polygons), with the image's invalid pixels (nodata, alpha, NaN)
+    labelled ignore."""
+    with open_image(image_path) as src:
+        if src.count < bands:
+            raise DatasetError(f"{image_path}: {src.count} band(s), need {bands}")
+        if mask.shape != (src.height, src.width):
+            raise DatasetError(f"{mask_path or image_path}: labels are {mask.shape}, the image is "
+                               f"{(src.height, src.width)}")
+        indexes = list(range(1, bands + 1))
+        image = src.read(indexes)
+        valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
+    mask[~valid] = IGNORE_INDEX
+    return Sample(name, image, mask, None if valid.all() else valid)
 
 
 # ESA WorldCover 2021 codes -> ARAS400k class ids (spec/lale.md §6); 0 is WorldCover's nodata.
