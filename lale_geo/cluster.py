@@ -131,6 +131,12 @@ class Connection:
                                f"({type(self._error).__name__}: {message_line(self._error)})") from None
         return self._client
 
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         """Let go of the client; one still connecting is closed by its thread (nobody waits for it)."""
         with self._lock:

@@ -3,6 +3,7 @@ cluster) and write the outputs. No loop of its own: tiles come from :mod:`lale_g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import time
@@ -111,8 +112,8 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         progress: told the number of tiles, then the tiles done as they finish.
     """
     started = time.perf_counter()
-    connecting = Connection(scheduler) if scheduler else None  # connects while the weights load, the scene opens
-    try:
+    # a cluster connects while the weights load and the scene opens; closed at the end whatever happens
+    with Connection(scheduler) if scheduler else contextlib.nullcontext() as connecting:
         resolved = settings_with(settings, options).resolve(model)
         if resume and is_remote(src):
             raise InvalidInputError(f"{src}: resume needs a local input (a changed remote file would go "
@@ -127,14 +128,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             check_dtype(scene)
             check_georeferencing(scene)
             band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
-            # One bounded sample serves the scaling and the domain guard (read only if either needs it)
-            needs_sample = card.domain or fixed_scaling(scene.dtypes[band_indexes[0] - 1], len(band_indexes),
-                                                        card.input_range, resolved.settings.scale) is None
-            sample = sample_scene(scene, band_indexes) if needs_sample else None
-            scaling = decide_scaling(scene, band_indexes, card.input_range, resolved.settings.scale, sample)
-            for warning in guard(card, scene, band_indexes, scaling, strict=resolved.settings.strict_domain,
-                                 sample=sample):
-                warnings.warn(warning, stacklevel=2)
+            scaling = _scene_scaling(scene, band_indexes, resolved)
             scale = (np.asarray(scaling.low), np.asarray(scaling.high))
             fill = fill_values(scale, card.mean)
             grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
@@ -181,9 +175,19 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
                 class_pixels={c.name: int(written.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
                 pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
                 extra_outputs=outputs[1:], cluster=cluster)
-    finally:
-        if connecting is not None:
-            connecting.close()  # run_on_cluster closed it when it ran; a run that failed first did not
+
+
+def _scene_scaling(scene, bands: list[int], resolved: ResolvedSettings) -> Scaling:
+    """The scene's scaling, and the domain guard's warnings; one bounded sample serves both, read only if
+    either needs it."""
+    card, settings = resolved.card, resolved.settings
+    dtype = scene.dtypes[bands[0] - 1]
+    needs_sample = card.domain or fixed_scaling(dtype, len(bands), card.input_range, settings.scale) is None
+    sample = sample_scene(scene, bands) if needs_sample else None
+    scaling = decide_scaling(scene, bands, card.input_range, settings.scale, sample)
+    for warning in guard(card, scene, bands, scaling, strict=settings.strict_domain, sample=sample):
+        warnings.warn(warning, stacklevel=3)  # points at the caller of predict
+    return scaling
 
 
 def _first_row_read(grid: TileGrid, rows_done: int) -> int:
