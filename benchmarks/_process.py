@@ -8,9 +8,11 @@ which times the command and reports its peak.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 _LAUNCHER = """
 import os, sys, time
@@ -54,3 +56,20 @@ def run_counted(args: list[str]) -> tuple[float, float, int, str]:
             raise RuntimeError(f"{' '.join(map(str, args[:4]))} failed:\n{err.read()[-4000:]}")
         seconds, peak_kb, rchar = report.read().split()
         return float(seconds), int(peak_kb) / 1024, int(rchar), out.read()
+
+
+def run_reading(args: list[str], path: str | Path) -> tuple[float, float, int | None]:
+    """(seconds, peak RSS in MB, bytes read from ``path`` alone): the reads are traced with ``strace -P``
+    (read/pread64/readv/preadv on that file only, so imports, weights and the run's own temporary files are
+    not counted); None without strace."""
+    if shutil.which("strace") is None:
+        seconds, rss, _, _ = run_counted(args)
+        return seconds, rss, None
+    with tempfile.NamedTemporaryFile("r") as log:
+        seconds, rss, _, _ = run_counted(["strace", "-f", "-qq", "-e", "trace=read,pread64,readv,preadv",
+                                          "-e", "signal=none", "-P", str(path), "-o", log.name, *map(str, args)])
+        total = 0
+        for line in log:
+            result = line.rsplit("= ", 1)[-1].split()[0]
+            total += int(result) if result.lstrip("-").isdigit() and int(result) > 0 else 0
+        return seconds, rss, total

@@ -6,7 +6,9 @@ The throughput scene is a VRT mosaic of one real Dubai aerial image (validation 
 tiled GeoTIFF), repeated to the requested size. Memory and bytes read are measured on real tiled DEFLATE
 GeoTIFFs whose every block differs (``_scenes.real_scene``): a VRT would let GDAL decode only a handful of
 blocks and hide cache and I/O costs. Each run is a separate
-`lale-geo predict` process; peak RSS is that process's maximum resident set (os.wait4). The bare-model
+`lale-geo predict` process; peak RSS is that process's maximum resident set (os.wait4); bytes read from
+the input file are counted in a second run of the same command under ``strace -P`` (reads of that
+file only: not imports, weights, or the run's own temporary files). The bare-model
 figure times the same engine on the same number of tiles (batches of random real-valued tiles), so
 end-to-end / bare-model shows what reading, blending and writing cost on top of the network.
 """
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _process import run_counted, run_measured
+from _process import run_counted, run_measured, run_reading
 from _scenes import make_scene, make_tile, real_scene
 
 
@@ -92,27 +94,27 @@ def main() -> None:
               f"{'read / file':>13}")
 
         def measured(scene: Path, out: Path) -> tuple[float, float, int]:
-            seconds, rss, rchar, _ = run_counted(cli + [str(scene), "-o", str(out), "--engine", engine, "--overwrite",
-                                                      "--batch-size", str(args.batch), "--weights", args.weights])
-            return seconds, rss, rchar
+            """Peak RSS from a plain run; the bytes read from the input file from a second run under strace."""
+            command = cli + [str(scene), "-o", str(out), "--engine", engine, "--overwrite", "--batch-size",
+                             str(args.batch), "--weights", args.weights]
+            seconds, rss, _, _ = run_counted(command)
+            _, _, input_bytes = run_reading(command, scene)
+            return seconds, rss, input_bytes
 
-        # What a run reads besides its input (Python modules, weights, the compile cache): a 512^2 scene's run
-        _, _, floor = measured(real_scene(512, 512), folder / "floor.tif")
-        floor -= real_scene(512, 512).stat().st_size
         rss_by_size = {}
         shapes = [(size, size) for size in args.memory_sizes] + [tuple(s) for s in args.wide]
         for height, width in shapes:
             scene = real_scene(height, width, overviews=args.overviews)
-            seconds, rss, rchar = measured(scene, folder / "mem.tif")
+            seconds, rss, input_bytes = measured(scene, folder / "mem.tif")
             size_mb = scene.stat().st_size / 1e6
-            read_mb = (rchar - floor) / 1e6
+            read_mb = (input_bytes or float("nan")) / 1e6
             rss_by_size[f"{height}x{width}"] = round(rss)
             print(f"{f'{height}x{width}':>14}{size_mb:>9.0f}{seconds:>8.1f}{height * width / 1e6 / seconds:>7.2f}"
                   f"{rss:>13.0f}{read_mb:>15.0f}{read_mb / size_mb:>13.2f}", flush=True)
         squares = [f"{s}x{s}" for s in sorted(args.memory_sizes)]
         if len(squares) >= 2:
             print(f"\npeak RSS {squares[-1]} / {squares[0]}: {rss_by_size[squares[-1]] / rss_by_size[squares[0]]:.2f}x")
-        print("input read = the run's rchar minus a 512^2 run's rchar less that file's size")
+        print("input read = bytes the run read from the input file (strace -P, a second run of the same command)")
         print(json.dumps({"rss_mb": rss_by_size}))
 
 

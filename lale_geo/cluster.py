@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from .tiling import Block, TileGrid, plan_blocks
 from .weights import list_weights
 
 log = logging.getLogger(__name__)
+RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,11 @@ class Connection:
 
     def client(self):
         self._done.wait()
-        if isinstance(self._error, (OSError, TimeoutError, ValueError, TypeError)):  # unreachable, or not host:port
-            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({message_line(self._error)}); "
+        if self._error is not None:  # unreachable, not host:port, or the connection failed half-way
+            usual = isinstance(self._error, (OSError, TimeoutError, ValueError, TypeError))
+            cause = message_line(self._error) if usual else f"{type(self._error).__name__}: {message_line(self._error)}"
+            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({cause}); "
                                "give its address as tcp://HOST:PORT") from None
-        if self._error is not None:
-            raise LaleGeoError(f"{self.address}: cannot connect to the dask scheduler "
-                               f"({type(self._error).__name__}: {message_line(self._error)})") from None
         return self._client
 
     def __enter__(self) -> Connection:
@@ -166,7 +167,7 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
         submit(i)
     received, engines, tiles_done = 0, set(), 0
     for i, row in enumerate(rows):
-        results = [f.result() for f in futures[i]]
+        results = [_result(client, f) for f in futures[i]]
         futures[i] = None
         if i + in_flight < len(rows):
             submit(i + in_flight)
@@ -180,6 +181,22 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
             tiles_done = done
     return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
                          received)
+
+
+def _result(client, future, grace: float = RECONNECT_GRACE_S):
+    """The future's result; a client that stays disconnected (the scheduler gone) for ``grace`` seconds
+    ends the wait: Dask would otherwise keep the future pending while it tries to reconnect."""
+    lost_since = None
+    while True:
+        try:
+            return future.result(timeout=1)
+        except TimeoutError:
+            if client.status == "running":
+                lost_since = None
+                continue
+            lost_since = lost_since or time.monotonic()
+            if client.status in ("closed", "closing") or time.monotonic() - lost_since > grace:
+                raise ConnectionError(f"lost the connection to the scheduler (client {client.status})") from None
 
 
 def worker_path(weights: str | None) -> str | None:

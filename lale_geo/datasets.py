@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from .errors import DatasetError, RasterIOError
 from .metrics import IGNORE_INDEX
-from .raster import open_raster, window_validity
+from .raster import checked_read, open_raster, window_validity
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -147,19 +147,19 @@ class RasterSample:
 
     def read(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         window = Window(x, y, width, height)
-        with open_image(self.image_path) as src:
+        with open_image(self.image_path) as src, checked_read(src, _where(window)):
             image, valid = src.read(self.band_indexes, window=window), window_validity(src, self.band_indexes, window)
         return image, self._labels(window, valid)
 
     def read_mask(self, y: int, x: int, height: int, width: int) -> np.ndarray:
         window = Window(x, y, width, height)
-        with open_image(self.image_path) as src:
+        with open_image(self.image_path) as src, checked_read(src, _where(window)):
             valid = window_validity(src, self.band_indexes, window)
         return self._labels(window, valid)
 
     def _labels(self, window: Window, valid: np.ndarray) -> np.ndarray:
         """Class ids of a window, ignore where the image is invalid."""
-        with open_image(self.mask_path) as src:
+        with open_image(self.mask_path) as src, checked_read(src, _where(window)):
             pixels = src.read(list(range(1, self.mask_bands + 1)), window=window)
         mask = _decode(pixels, self.colormap, self.table, self.mask_path)
         mask[~valid] = IGNORE_INDEX
@@ -177,9 +177,13 @@ class RasterSample:
         :meth:`Sample.pixel_sample`, so band statistics agree only approximately)."""
         k = max(1, round(step ** 0.5))
         height, width = max(1, self.shape[0] // k), max(1, self.shape[1] // k)
-        with open_image(self.image_path) as src:
+        with open_image(self.image_path) as src, checked_read(src, f"a decimated read ({height}x{width} px)"):
             pixels = src.read(self.band_indexes, out_shape=(self.bands, height, width))
         return pixels.reshape(self.bands, -1)
+
+
+def _where(window: Window) -> str:
+    return f"row {int(window.row_off)}, col {int(window.col_off)} ({int(window.height)}x{int(window.width)} px)"
 
 
 def open_image(path: Path) -> rasterio.DatasetReader:
@@ -191,7 +195,7 @@ def open_image(path: Path) -> rasterio.DatasetReader:
 
 
 def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
-    with open_image(path) as src:
+    with open_image(path) as src, checked_read(src, f"the whole image ({src.height}x{src.width} px)"):
         colormap = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
         return src.read(), list(src.colorinterp), colormap
 
@@ -332,8 +336,9 @@ def labelled_sample(name: str, image_path: Path, mask: np.ndarray, bands: int, m
             raise DatasetError(f"{mask_path or image_path}: labels are {mask.shape}, the image is "
                                f"{(src.height, src.width)}")
         indexes = list(range(1, bands + 1))
-        image = src.read(indexes)
-        valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
+        with checked_read(src, f"the whole image ({src.height}x{src.width} px)"):
+            image = src.read(indexes)
+            valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
     mask[~valid] = IGNORE_INDEX
     return Sample(name, image, mask, None if valid.all() else valid)
 
@@ -370,7 +375,9 @@ def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = Fals
                                     "SOURCE": f"ESA WorldCover remapped to ARAS400k from {Path(src).name}"})
         try:
             for y in range(0, labels.height, block_rows):
-                rows = labels.read(1, window=Window(0, y, labels.width, min(block_rows, labels.height - y)))
+                window = Window(0, y, labels.width, min(block_rows, labels.height - y))
+                with checked_read(labels, _where(window)):
+                    rows = labels.read(1, window=window)
                 unknown = set(np.unique(rows).tolist()) - known
                 if unknown:
                     raise DatasetError(f"{src}: values {sorted(unknown)} are not WorldCover classes")

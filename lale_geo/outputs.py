@@ -51,8 +51,11 @@ class MapOutputs:
             self.rows_done, self.counts = state["rows_done"], np.asarray(state["counts"], np.int64)
         # A temporary name unique to this run (kept by its journal for a resume): two runs never share one.
         self.tag = state["tag"] if state else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.key = key
+        self._side_files: list[Path] = []
+        # a resumed run keeps what this run's key made (the journal, column maps); other leftovers go
         remove_stale_files(paths, keep={self.journal and self.journal.name} | {
-            temporary_path(p, self.tag).name for p in paths})
+            temporary_path(p, self.tag).name for p in paths}, keep_key=key if resume else None)
         self._writer_options = {"key": self.tag, "resume": bool(state), "overwrite": overwrite}
         self.writers: list[RasterWriter] = []
         self.classes = self._open(dst, dict(profile, count=1), colormap=colormap(card), tags=tags,
@@ -66,6 +69,13 @@ class MapOutputs:
             overview_resampling="AVERAGE")
         for writer in self.writers:
             writer.digests = [tuple(d) for d in state["digests"][str(writer.path)]] if state else []
+
+    def side_path(self, name: str) -> Path:
+        """A hidden file of this run beside the map (e.g. a temporary column map), named by the run's key so
+        that a resumed run finds it; removed when the outputs are committed or aborted, kept on interrupt."""
+        path = self.classes.path.with_name(f".{self.classes.path.name}.{self.key}.{name}")
+        self._side_files.append(path)
+        return path
 
     def _resumable_state(self, paths: list[Path]) -> dict | None:
         """The journal of the interrupted run, if its partial files are all there and hold exactly the
@@ -111,7 +121,7 @@ class MapOutputs:
             rows = FinishedRows(rows.labels[cut:], None if rows.probabilities is None else rows.probabilities[:, cut:],
                                 None if rows.confidence is None else rows.confidence[cut:])
             y0 = self.rows_done
-        self.counts += np.bincount(rows.labels.ravel(), minlength=256)
+        self.counts += class_counts(rows.labels)
         self.classes.write_rows(y0, rows.labels)
         if self.probabilities:
             self.probabilities.write_rows(y0, rows.probabilities)
@@ -136,14 +146,27 @@ class MapOutputs:
                                 "nothing was published")
         for writer in self.writers:
             writer.commit()
-        if self.journal:
-            self.journal.unlink(missing_ok=True)
+        self._remove_own_files()
 
     def abort(self) -> None:
         for writer in self.writers:
             writer.abort()
-        if self.journal:
-            self.journal.unlink(missing_ok=True)
+        self._remove_own_files()
+
+    def _remove_own_files(self) -> None:
+        for path in [self.journal, *self._side_files]:
+            if path:
+                path.unlink(missing_ok=True)
+
+
+def class_counts(labels: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Pixels per value (256 bins) of uint8 labels, a million at a time: ``np.bincount`` casts its input
+    to int64, 8 bytes per pixel (134 MB for a band of 800 x 20,000 px)."""
+    flat = labels.reshape(-1)
+    counts = np.zeros(256, np.int64)
+    for start in range(0, flat.size, chunk):
+        counts += np.bincount(flat[start:start + chunk], minlength=256)
+    return counts
 
 
 def partial_matches(path: Path, digests) -> bool:
@@ -159,17 +182,23 @@ def partial_matches(path: Path, digests) -> bool:
         return False
 
 
-def remove_stale_files(outputs, keep: set) -> None:
+def remove_stale_files(outputs, keep: set, keep_key: str | None = None) -> None:
     """Remove partial files and journals that earlier runs of these outputs left (killed, or resumed with
-    other parameters) and that this run will not use: it holds the outputs' locks, so no run owns them."""
+    other parameters) and that this run will not use: it holds the outputs' locks, so no run owns them.
+    ``keep_key``: a resumed run's key, whose column maps are kept."""
     for out in outputs:
         # a partial map, its COG copy, its overview files and their VRT (.ovrN, .vrt: rebuilt by any run
-        # that resumes), and journals
+        # that resumes), journals, and temporary column maps (finished or in progress)
         stale = re.compile(rf"\.{re.escape(out.name)}\.(?:[0-9a-f-]+(?:\.cog)?\.part{re.escape(out.suffix)}"
-                           rf"(?:\.ovr\d+|\.vrt)?|[0-9a-f]{{16}}\.journal\.json(?:\.[0-9a-f-]+\.part\.json)?)")
+                           rf"(?:\.ovr\d+|\.vrt)?|[0-9a-f]{{16}}\.journal\.json(?:\.[0-9a-f-]+\.part\.json)?"
+                           rf"|(?P<key>[0-9a-f]{{16}})\.columns\d+-\d+\.tif(?P<part>\.part)?)")
         for path in out.parent.iterdir():
-            if stale.fullmatch(path.name) and path.name not in keep:
-                path.unlink(missing_ok=True)
+            match = stale.fullmatch(path.name)
+            if not match or path.name in keep:
+                continue
+            if keep_key and match["key"] == keep_key and not match["part"]:
+                continue  # a finished column map of the run being resumed
+            path.unlink(missing_ok=True)
 
 
 def run_key(src, card: WeightsCard, settings_json: str, bands, scaling: Scaling, engine: str, outputs) -> str:

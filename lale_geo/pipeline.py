@@ -17,6 +17,7 @@ import numpy as np
 
 from . import __version__
 from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
+from .column_maps import predict_in_column_blocks, tiles_of
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
@@ -35,7 +36,7 @@ from .scaling import Scaling, decide_scaling, fill_values, fixed_scaling
 from .scene_sample import sample_scene
 from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import OUTPUT_NODATA, Band
-from .strips import MAX_READ_ROWS, StripSource
+from .strips import MAX_READ_ROWS, StripSource, column_blocks, whole_width
 from .tiles import stream_scene
 from .tiling import TileGrid, first_row_touching
 from .tta import tta_cost
@@ -132,8 +133,9 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             scale = (np.asarray(scaling.low), np.asarray(scaling.high))
             fill = fill_values(scale, card.mean)
             grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
+            blocks = [whole_width(scene.width)] if scheduler else column_blocks(scene, grid, band_indexes)
             if progress:
-                progress.start(len(grid))
+                progress.start(tiles_of(grid, blocks))
             engine = None if scheduler else resolved.create_engine()
             engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
             tags = _tags(resolved, scaling, band_indexes, engine_name)
@@ -143,11 +145,6 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             advance = progress.advance if progress else None
             cluster = None
             try:
-                source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
-
-                def emit(band: Band) -> None:
-                    written.write(band, source.validity(band.y0, band.logits.shape[1]))
-
                 if scheduler:
                     where = src if is_remote(src) else str(Path(src).resolve())  # workers need not share our cwd
                     # workers get absolute paths (they need not share our folder) for the weights too
@@ -157,7 +154,15 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
                     cluster = run_on_cluster(scheduler, job, resolved, written.write_finished, advance,
                                              resume_at=written.rows_done, connecting=connecting)
                     computed, engine_name = None, cluster.engine
+                elif len(blocks) > 1:  # too wide for one strip
+                    computed = predict_in_column_blocks(scene, band_indexes, fill, grid, blocks, engine, scale,
+                                                        resolved.batch_size, written, advance)
                 else:
+                    source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
+
+                    def emit(band: Band) -> None:
+                        written.write(band, source.validity(band.y0, band.logits.shape[1]))
+
                     computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
                                             resume_at=written.rows_done)
                 nodata = int(written.counts[OUTPUT_NODATA])
@@ -195,11 +200,11 @@ def _first_row_read(grid: TileGrid, rows_done: int) -> int:
     return grid.row_origins[first_row_touching(grid, rows_done)] if rows_done else 0
 
 
-def _strip_bytes(scene, tile_size: int, bands: Sequence[int]) -> int:
+def _strip_bytes(scene, tile_size: int, bands: Sequence[int], width: int) -> int:
     """What the strip reader holds at most: a tile row's strip and a block row of the file ahead of it."""
     itemsize = np.dtype(scene.dtypes[bands[0] - 1]).itemsize
     block_rows = scene.block_shapes[bands[0] - 1][0] if scene.block_shapes else 1
-    return (2 * tile_size + min(block_rows, MAX_READ_ROWS)) * scene.width * (len(bands) * itemsize + 1)
+    return (2 * tile_size + min(block_rows, MAX_READ_ROWS)) * width * (len(bands) * itemsize + 1)
 
 
 def _pixel_area_m2(scene) -> float | None:
@@ -255,9 +260,11 @@ def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: M
         for _ in range(timing_batches):
             engine(batch, scale)
         per_batch = (time.perf_counter() - start) / timing_batches
-        width = max(scene.width, tile_size)
+        # the widest strip: the scene's, or a column block's (with the tiles across its seams)
+        width = max(min(b.read_x1 - b.read_x0, scene.width) for b in column_blocks(scene, grid, band_indexes))
+        width = max(width, tile_size)
         buffers = (card.num_classes * tile_size * width * 4 * 2  # accumulator and one finished band
-                   + GDAL_CACHE_BYTES + _strip_bytes(scene, tile_size, band_indexes))
+                   + GDAL_CACHE_BYTES + _strip_bytes(scene, tile_size, band_indexes, width))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + buffers
         return Plan(scene.width, scene.height, tile_size, resolved.overlap, len(grid), -(-len(grid) // batch_size),
                     engine.name, per_batch, peak / 2**20, tta_cost(resolved.settings.tta))

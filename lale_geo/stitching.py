@@ -2,7 +2,7 @@
 
 Pure numpy. Tiles arrive in the grid's row-major order; after the last tile of a tile row, the scene
 rows that no later tile touches are final and are handed out, so memory is ``classes x tile_size x width``
-whatever the scene height.
+whatever the scene height (``width``: the scene's, or one column block's).
 """
 
 from __future__ import annotations
@@ -39,17 +39,24 @@ class RowStitcher:
         ...         write(band)
     """
 
-    def __init__(self, grid: TileGrid, num_classes: int, start_row: int = 0) -> None:
+    def __init__(self, grid: TileGrid, num_classes: int, start_row: int = 0,
+                 columns: tuple[int, int] | None = None) -> None:
         """``start_row`` > 0 resumes at that tile row: bands before it are not produced, and the band of
-        ``start_row`` itself lacks the rows above's contributions (start one row early to get it)."""
+        ``start_row`` itself lacks the rows above's contributions (start one row early to get it).
+        ``columns`` = (x0, x1): blend only those scene columns (a column block); tiles are the grid's tiles
+        that meet them (:meth:`TileGrid.cols_meeting`), and each pixel sums the same terms in the same order
+        as in a whole-width run, so column blocks side by side equal it bit for bit."""
         self.grid = grid
         self.num_classes = num_classes
-        width = max(grid.width, grid.tile_size)
+        self.columns = columns or (0, grid.width)
+        self.tile_cols = grid.cols_meeting(*self.columns)
+        self._x0 = grid.col_origins[self.tile_cols[0]]  # the accumulator's first scene column
+        width = grid.col_origins[self.tile_cols[-1]] + grid.tile_size - self._x0
         # Rows [self._top, self._top + tile_size) of the scene; rows below a band are never revisited.
         self._acc = np.zeros((num_classes, grid.tile_size, width), np.float32)
         self._scratch = np.empty((num_classes, grid.tile_size, grid.tile_size), np.float32)
         self._top = grid.row_band(start_row)[0]
-        self._tiles_left_in_row = len(grid.col_origins)
+        self._tiles_left_in_row = len(self.tile_cols)
         self._row = start_row
 
     def add(self, tile: Tile, logits: np.ndarray | None) -> Iterator[Band]:
@@ -58,12 +65,13 @@ class RowStitcher:
 
         Consume the band before asking for the next item: the window slides when the generator resumes.
         """
-        if tile.row != self._row:
-            raise ValueError(f"tile row {tile.row} arrived while row {self._row} is open: use grid order")
+        if tile.row != self._row or tile.col not in self.tile_cols:
+            raise ValueError(f"tile ({tile.row}, {tile.col}) arrived while row {self._row} of columns "
+                             f"{self.tile_cols.start}-{self.tile_cols.stop - 1} is open: use grid order")
         if logits is not None:
-            y = tile.y0 - self._top
+            y, x = tile.y0 - self._top, tile.x0 - self._x0
             weighted = np.multiply(logits, self.grid.weights(tile), out=self._scratch)  # no per-tile temporary
-            self._acc[:, y:y + tile.size, tile.x0:tile.x0 + tile.size] += weighted
+            self._acc[:, y:y + tile.size, x:x + tile.size] += weighted
         self._tiles_left_in_row -= 1
         if self._tiles_left_in_row == 0:
             yield from self._finish_row()
@@ -71,7 +79,8 @@ class RowStitcher:
     def _finish_row(self) -> Iterator[Band]:
         start, stop = self.grid.row_band(self._row)
         # A view, not a copy: the consumer uses it before the generator resumes and slides the window.
-        yield Band(start, self._acc[:, start - self._top:stop - self._top, :self.grid.width])
+        x0, x1 = self.columns[0] - self._x0, self.columns[1] - self._x0
+        yield Band(start, self._acc[:, start - self._top:stop - self._top, x0:x1])
         shift = stop - self._top
         keep = self.grid.tile_size - shift
         for plane in self._acc:  # one class at a time: no scene-wide temporary
@@ -79,7 +88,7 @@ class RowStitcher:
             plane[keep:] = 0.0
         self._top = stop
         self._row += 1
-        self._tiles_left_in_row = len(self.grid.col_origins)
+        self._tiles_left_in_row = len(self.tile_cols)
 
 
 class RegionStitcher:

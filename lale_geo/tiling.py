@@ -131,6 +131,11 @@ class TileGrid:
             self._outer[key] = weights
         return weights
 
+    def cols_meeting(self, x0: int, x1: int) -> range:
+        """Indexes of the tile columns whose windows meet scene columns ``[x0, x1)``."""
+        cols = [c for c, x in enumerate(self.col_origins) if x < x1 and x + self.tile_size > x0]
+        return range(cols[0], cols[-1] + 1)
+
     def row_band(self, row: int) -> tuple[int, int]:
         """Scene rows ``[start, stop)`` that are final once tile row ``row`` and all before it are added."""
         start = 0 if row == 0 else self.row_origins[row]
@@ -171,7 +176,7 @@ class Block:
     extent: tuple[int, int, int, int]
 
 
-def _axis_groups(origins: tuple[int, ...], length: int, tile_size: int, groups: int) -> list[tuple[int, int, int, int]]:
+def axis_groups(origins: tuple[int, ...], length: int, tile_size: int, groups: int) -> list[tuple[int, int, int, int]]:
     """Split the tiles of one axis into ``groups`` runs; (start, stop, read_start, read_stop) per run.
 
     A seam lies where a tile ends: the tile before it no longer reaches across, so a block reads only
@@ -217,7 +222,7 @@ def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) ->
         else:
             bx += 1
     by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n)
-    ys = _axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
-    xs = _axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
+    ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
+    xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
     return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
             for y0, y1, ry0, ry1 in ys]
