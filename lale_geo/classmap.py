@@ -53,6 +53,19 @@ def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None
     return {}
 
 
+def class_colours_for(src: rasterio.DatasetReader) -> dict[int, tuple[int, ...]]:
+    """{id: (r, g, b, ...)} from the map's colour table, else from our LALE_GEO_COLOURS tag (a map that
+    ``segment()`` made and ``rio.to_raster`` wrote has tags but no colour table); {} without either."""
+    try:
+        return src.colormap(1)
+    except ValueError:  # no colour table
+        pass
+    try:
+        return {i: tuple(int(v) for v in c) for i, c in enumerate(json.loads(src.tags().get("LALE_GEO_COLOURS", "[]")))}
+    except (ValueError, TypeError):
+        return {}
+
+
 def read_class_names(path: str | Path) -> dict[int, str]:
     """{id: name} from a ``--classes`` JSON file: {"1": "Tree", ...} or a class table
     ({"classes": [{"id" or "value": 1, "name": "Tree"}, ...]}).

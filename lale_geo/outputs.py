@@ -15,12 +15,32 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from . import __version__
 from .errors import RasterIOError
 from .raster import gdal_messages, is_remote
 from .scaling import Scaling
 from .stitching import OUTPUT_NODATA, Band, FinishedRows, finish_rows
 from .weights import WeightsCard
 from .writers import RasterWriter, published, row_digest, temporary_path
+
+
+def map_tags(resolved, scaling: str, bands, engine: str) -> dict[str, str]:
+    """The provenance tags of a class map, whoever writes it (``predict``, or ``segment()`` through its attrs):
+    what ``info``, ``vectorize``, ``preview`` and ``stac`` read (class names and colours included, so a map
+    written without a colour table still shows its classes)."""
+    card = resolved.card
+    return {
+        "LALE_GEO_VERSION": __version__, "LALE_GEO_MODEL": card.model, "LALE_GEO_WEIGHTS": card.name,
+        "LALE_GEO_WEIGHTS_SHA256": card.sha256, "LALE_GEO_TILE_SIZE": str(resolved.tile_size),
+        "LALE_GEO_OVERLAP": str(resolved.overlap), "LALE_GEO_BANDS": ",".join(map(str, bands)),
+        "LALE_GEO_SCALING": scaling, "LALE_GEO_ENGINE": engine,
+        "LALE_GEO_CLASSES": json.dumps(card.class_names),
+        "LALE_GEO_COLOURS": json.dumps([list(c.colour) for c in card.classes]),
+        "LALE_GEO_UNTRAINED": "yes" if card.training.get("untrained") else "no",
+        "LALE_GEO_TTA": resolved.settings.tta,
+        "LALE_GEO_PRECISION": resolved.settings.precision,
+        "LALE_GEO_SETTINGS": resolved.to_json(),
+    }
 
 
 def colormap(card: WeightsCard) -> dict:

@@ -15,13 +15,12 @@ from typing import Protocol
 
 import numpy as np
 
-from . import __version__
 from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
 from .column_maps import predict_in_column_blocks, tiles_of
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
-from .outputs import MapOutputs, run_key
+from .outputs import MapOutputs, map_tags, run_key
 from .raster import (
     GDAL_CACHE_BYTES,
     check_dtype,
@@ -76,21 +75,6 @@ class PredictSummary:
         return self.width * self.height / 1e6 / self.seconds if self.seconds else float("nan")
 
 
-def _tags(resolved: ResolvedSettings, scaling: Scaling, bands: list[int], engine: str) -> dict:
-    card = resolved.card
-    return {
-        "LALE_GEO_VERSION": __version__, "LALE_GEO_MODEL": card.model, "LALE_GEO_WEIGHTS": card.name,
-        "LALE_GEO_WEIGHTS_SHA256": card.sha256, "LALE_GEO_TILE_SIZE": resolved.tile_size,
-        "LALE_GEO_OVERLAP": resolved.overlap, "LALE_GEO_BANDS": ",".join(map(str, bands)),
-        "LALE_GEO_SCALING": scaling.describe(), "LALE_GEO_ENGINE": engine,
-        "LALE_GEO_CLASSES": json.dumps(card.class_names),
-        "LALE_GEO_UNTRAINED": "yes" if card.training.get("untrained") else "no",
-        "LALE_GEO_TTA": resolved.settings.tta,
-        "LALE_GEO_PRECISION": resolved.settings.precision,
-        "LALE_GEO_SETTINGS": resolved.to_json(),
-    }
-
-
 def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None = None, *,
             model: ModelAndCard | tuple | None = None, probabilities: str | Path | None = None,
             confidence: str | Path | None = None, overwrite: bool = False, resume: bool = False,
@@ -138,7 +122,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
                 progress.start(tiles_of(grid, blocks))
             engine = None if scheduler else resolved.create_engine()
             engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
-            tags = _tags(resolved, scaling, band_indexes, engine_name)
+            tags = map_tags(resolved, scaling.describe(), band_indexes, engine_name)
             key = run_key(src, card, resolved.to_json(), band_indexes, scaling, engine_name, outputs)
             written = MapOutputs(scene, card, tags, dst, probabilities, confidence, key=key, resume=resume,
                                  overwrite=overwrite)

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.enums import ColorInterp, Resampling
 
-from .classmap import class_names_for
+from .classmap import class_colours_for, class_names_for
 from .errors import InvalidInputError
 from .raster import checked_read, open_raster
 from .writers import locked_outputs, published
@@ -55,10 +55,7 @@ def _render_locked(src, dst, size: int, with_input, classes_file, overwrite: boo
         shape = _shape(dataset.height, dataset.width, size)
         with checked_read(dataset, f"a {shape[1]}x{shape[0]} px overview read"):
             labels = dataset.read(1, out_shape=shape, resampling=Resampling.mode)
-        try:
-            colormap = dataset.colormap(1)
-        except ValueError:
-            colormap = {}
+        colormap = class_colours_for(dataset)
         names = class_names_for(dataset, classes_file)
         nodata = dataset.nodata
     present = [int(v) for v in np.unique(labels) if v != nodata]

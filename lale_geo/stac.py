@@ -31,7 +31,7 @@ from rasterio.warp import transform_geom
 
 from .cache import cache_dir
 from .checksums import sha256_of
-from .classmap import class_names_for
+from .classmap import class_colours_for, class_names_for
 from .errors import InvalidInputError, LaleGeoError
 from .info import raster_info
 from .raster import is_remote, open_raster
@@ -93,10 +93,7 @@ def _classes(src: rasterio.DatasetReader, map_path: Path) -> list[Classification
     names = class_names_for(src)
     if not names:
         raise InvalidInputError(f"{map_path}: no class names in the map's metadata; is it a lale-geo map?")
-    try:
-        colormap = src.colormap(1)
-    except ValueError:
-        colormap = {}
+    colormap = class_colours_for(src)
     present = {c["id"]: c for c in raster_info(map_path)["classes"]}
     taken: set[str] = set()
     classes = []

@@ -20,7 +20,8 @@ from .domain import guard_grid
 from .engines import ModelAndCard
 from .errors import InvalidInputError
 from .raster import valid_pixels
-from .scaling import fill_values, sample_scaling
+from .outputs import map_tags
+from .scaling import Scaling, fill_values, fixed_scaling, sample_scaling
 from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import OUTPUT_NODATA, finish_rows, softmax
 from .tiles import ArraySource, predict_region
@@ -69,7 +70,9 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
 
     Returns:
         uint8 class ids (nodata 255) with the input's y/x coordinates, CRS and transform and attrs
-        ``class_names``, ``class_colours``, ``_FillValue``; lazy when ``da`` is Dask-backed.
+        ``class_names``, ``class_colours``, ``_FillValue`` and the ``LALE_GEO_*`` tags ``predict`` writes
+        (``rio.to_raster`` writes them, so ``lale-geo info``, ``vectorize``, ``preview`` and ``stac`` read
+        the file like one of predict's maps); lazy when ``da`` is Dask-backed.
 
     Example:
         >>> da = rioxarray.open_rasterio("scene.tif", chunks=True)
@@ -142,6 +145,10 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
     out.attrs.update(class_names=card.class_names, class_colours=[list(c.colour) for c in card.classes],
                      weights=card.name, weights_sha256=card.sha256, tile_size=resolved.tile_size,
                      overlap=resolved.overlap, lale_geo_settings=resolved.to_json())
+    # the tags predict writes: rio.to_raster writes attrs as tags, so info, vectorize, preview and stac read
+    # the map as one of predict's
+    out.attrs.update(map_tags(resolved, _scaling_description(scaling, data.dtype, len(card.bands), resolved),
+                              settings.bands or list(range(1, len(card.bands) + 1)), f"segment ({settings.engine})"))
     if not probabilities:
         out.attrs["_FillValue"] = OUTPUT_NODATA
     if hasattr(da, "rio") and da.rio.crs is not None:
@@ -149,6 +156,14 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
     if hasattr(da, "rio"):
         out = out.rio.write_transform(da.rio.transform())
     return out
+
+
+def _scaling_description(scaling, dtype, bands: int, resolved: ResolvedSettings) -> str:
+    """The scaling rule in words: the values when they are known without computing the map."""
+    if isinstance(scaling, Scaling):  # an in-memory image: decided already
+        return scaling.describe()
+    fixed = fixed_scaling(dtype, bands, resolved.card.input_range, resolved.settings.scale)
+    return fixed.describe() if fixed else "per-band 2-98 % percentiles of a strided sample (computed with the map)"
 
 
 def _checked_image(da) -> xr.DataArray:

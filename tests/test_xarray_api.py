@@ -80,3 +80,29 @@ def test_distributed_cluster_gives_identical_results(rgb):
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
         remote = segment(da, model=PAIR, device="cpu", block_size=300).compute()
     np.testing.assert_array_equal(remote.values, local)
+
+
+def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, tmp_path):
+    """segment() attrs carry predict's tags: info, vectorize, stac and preview see its classes and colours."""
+    import geopandas
+
+    from lale_geo.info import raster_info
+    from lale_geo.polygons import vectorize_to_file
+    from lale_geo.stac import CLASSES_ASSET, stac_item
+
+    da = rioxarray.open_rasterio(rgb, chunks={"band": -1, "y": 256, "x": 256})
+    card = PAIR[1]
+    segment(da, model=PAIR, device="cpu").rio.to_raster(tmp_path / "seg.tif")
+    predict(rgb, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    with rasterio.open(tmp_path / "seg.tif") as seg, rasterio.open(tmp_path / "cli.tif") as cli:
+        seg_tags, cli_tags = seg.tags(), cli.tags()
+        np.testing.assert_array_equal(seg.read(1), cli.read(1))
+    same = ("LALE_GEO_CLASSES", "LALE_GEO_COLOURS", "LALE_GEO_WEIGHTS_SHA256", "LALE_GEO_TILE_SIZE", "LALE_GEO_OVERLAP")
+    assert {k: seg_tags[k] for k in same} == {k: cli_tags[k] for k in same}
+    info = raster_info(tmp_path / "seg.tif")
+    assert {c["name"] for c in info["classes"]} <= set(card.class_names)
+    vectorize_to_file(tmp_path / "seg.tif", tmp_path / "seg.gpkg")
+    assert set(geopandas.read_file(tmp_path / "seg.gpkg")["class_name"]) <= set(card.class_names)
+    classes = stac_item(tmp_path / "seg.tif", tmp_path / "item.json").assets[CLASSES_ASSET].extra_fields["classification:classes"]
+    hints = {c["value"]: c.get("color_hint") for c in classes if not c.get("nodata")}
+    assert hints == {c.id: "{:02X}{:02X}{:02X}".format(*c.colour) for c in card.classes}
