@@ -57,12 +57,7 @@ def predict_in_column_blocks(scene, bands: Sequence[int], fill: Sequence[float],
         try:
             source = StripSource(scene, bands, fill, columns=block, handover_in=handover, handover_out=passing_on)
             with _ColumnMap(paths[i], grid.height, block.width, bands_out, written.classes.path) as column_map:
-
-                def emit(band: Band) -> None:
-                    valid = source.validity(band.y0, band.logits.shape[1])
-                    column_map.write(band.y0, finish_rows(band.logits, valid, bool(written.probabilities),
-                                                          bool(written.confidence)))
-
+                emit = _finisher(source, column_map, bool(written.probabilities), bool(written.confidence))
                 computed += stream_scene(source, grid, engine, scale, batch_size, emit, progress,
                                          columns=(block.x0, block.x1))
         except BaseException:
@@ -73,6 +68,17 @@ def predict_in_column_blocks(scene, bands: Sequence[int], fill: Sequence[float],
         handover = passing_on
     _join(paths, blocks, grid.height, bands_out, written)
     return computed
+
+
+def _finisher(source: StripSource, column_map: _ColumnMap, probabilities: bool,
+              confidence: bool) -> Callable[[Band], None]:
+    """What the stitcher's finished bands go to: classes (and percentages) written to the column map."""
+
+    def emit(band: Band) -> None:
+        valid = source.validity(band.y0, band.logits.shape[1])
+        column_map.write(band.y0, finish_rows(band.logits, valid, probabilities, confidence))
+
+    return emit
 
 
 def _close(handover: Handover | None) -> None:

@@ -4,7 +4,6 @@ cluster) and write the outputs. No loop of its own: tiles come from :mod:`lale_g
 from __future__ import annotations
 
 import contextlib
-import json
 import resource
 import time
 import warnings

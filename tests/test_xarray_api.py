@@ -103,6 +103,7 @@ def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, 
     assert {c["name"] for c in info["classes"]} <= set(card.class_names)
     vectorize_to_file(tmp_path / "seg.tif", tmp_path / "seg.gpkg")
     assert set(geopandas.read_file(tmp_path / "seg.gpkg")["class_name"]) <= set(card.class_names)
-    classes = stac_item(tmp_path / "seg.tif", tmp_path / "item.json").assets[CLASSES_ASSET].extra_fields["classification:classes"]
+    item = stac_item(tmp_path / "seg.tif", tmp_path / "item.json")
+    classes = item.assets[CLASSES_ASSET].extra_fields["classification:classes"]
     hints = {c["value"]: c.get("color_hint") for c in classes if not c.get("nodata")}
     assert hints == {c.id: "{:02X}{:02X}{:02X}".format(*c.colour) for c in card.classes}
