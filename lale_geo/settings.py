@@ -3,23 +3,37 @@ completed from the card and checked) and used as they are by predict, plan, segm
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import importlib.util
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
-from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type
+from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type, weights_digest
 from .errors import InvalidInputError, WeightsError
 from .tta import TTA_MODES, tta_transforms, with_tta
 from .weights import DEFAULT_WEIGHTS, verified_int8_model
 
 PRECISIONS = ("auto", "fp32", "int8")
+_KEPT_ENGINES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kept_engines", default=None)
+
+
+@contextlib.contextmanager
+def one_engine_for_all() -> Iterator[None]:
+    """Inside the block, runs with the same weights and settings share one engine (many scenes in one
+    process: the network is loaded, exported and compiled once)."""
+    token = _KEPT_ENGINES.set({})
+    try:
+        yield
+    finally:
+        _KEPT_ENGINES.reset(token)
 
 
 @dataclass(frozen=True)
@@ -207,13 +221,22 @@ class ResolvedSettings:
 
     def create_engine(self, block: bool = False) -> Engine:
         """The engine these settings ask for (test-time augmentation included), using every core; with
-        ``block``, the engine of a Dask task (see :func:`lale_geo.engines.block_engine`)."""
+        ``block``, the engine of a Dask task (see :func:`lale_geo.engines.block_engine`). Inside
+        :func:`one_engine_for_all`, the engine an earlier call made for the same tensors and settings."""
         s = self.settings
         int8 = verified_int8_model(s.weights, self.card) if s.precision == "int8" else None
         options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=int8)
-        engine = block_engine(s.engine, self.model, **options) if block else create_engine(s.engine, self.model,
-                                                                                           **options)
-        return with_tta(engine, s.tta, self.card)
+        if block:
+            return with_tta(block_engine(s.engine, self.model, **options), s.tta, self.card)
+        kept = _KEPT_ENGINES.get()
+        if kept is None:
+            return with_tta(create_engine(s.engine, self.model, **options), s.tta, self.card)
+        tensors = str(int8) if int8 is not None else weights_digest(self.model[0])
+        key = (s.engine, tensors, tuple(self.card.mean), tuple(self.card.std), s.device, s.batch_size,
+               s.tile_size, s.tta)
+        if key not in kept:
+            kept[key] = with_tta(create_engine(s.engine, self.model, **options), s.tta, self.card)
+        return kept[key]
 
     def to_json(self) -> str:
         """The settings as recorded in outputs (the weights by name and checksum)."""

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,7 @@ from ..settings import PRECISIONS, InferenceSettings
 from ..tta import TTA_MODES
 from ..weights import random_weights
 from ..writers import check_output
+from .main import cli_message
 from .options import (
     batch_size_option,
     device_option,
@@ -61,9 +63,9 @@ def format_summary(s: PredictSummary) -> str:
 
 
 @click.command("predict")
-@click.argument("src", type=click.Path(dir_okay=False))
-@click.option("--output", "-o", "dst", required=True, type=click.Path(dir_okay=False),
-              help="Output class raster (COG).")
+@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.option("--output", "-o", "dst", required=True, type=click.Path(),
+              help="Output class raster (COG); with several scenes or a folder of them, a folder (OUT/<scene>.tif).")
 @weights_option
 @click.option("--random-weights", "random_model", default=None, metavar="MODEL",
               help="Use an untrained MODEL instead of weights (benchmarks and tests; the output is stamped "
@@ -107,15 +109,27 @@ def format_summary(s: PredictSummary) -> str:
               help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
-def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
+def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
             probabilities, confidence, vector, stac_item, stac_datetime, engine, tta, precision, strict_domain,
             plan_only, resume, scheduler, overwrite) -> None:
-    """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG."""
+    """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG.
+
+    With several scenes (or a folder of them), one engine serves them all and each map goes to the
+    folder given with -o; a scene that fails is reported and the others still run."""
     quiet = ctx.obj.get("verbosity", 0) < 0
     settings = InferenceSettings(weights=weights, bands=bands, scale=scale, tile_size=tile_size, overlap=overlap,
                                  batch_size=batch_size, device=device, engine=engine, tta=tta,
                                  precision=precision, strict_domain=strict_domain)
     model = random_weights(random_model) if random_model else None
+    if _many_scenes(sources, dst):
+        singles = {"--probabilities": probabilities, "--confidence": confidence, "--vector": vector,
+                   "--stac": stac_item, "--plan": plan_only}
+        asked = [name for name, value in singles.items() if value]
+        if asked:
+            raise click.UsageError(f"{', '.join(asked)}: one scene at a time (give a single SRC and an output file)")
+        many_scenes(sources, dst, settings, model, overwrite, resume, scheduler, quiet)
+        return
+    src = sources[0]
     if plan_only:
         p = plan(src, settings, model=model)
         passes = f", {p.passes_per_tile} network passes per tile (--tta {tta})" if p.passes_per_tile > 1 else ""
@@ -158,6 +172,69 @@ def command(ctx, src, dst, weights, random_model, bands, scale, tile_size, overl
             click.echo(f"wrote {vector}: {polygons.polygons} polygons")
     if stac_item:
         report(stac_item, validated, unreachable, quiet)
+
+
+def _many_scenes(sources: tuple[str, ...], dst: str) -> bool:
+    """Several scenes, a folder of them, or an output folder (an existing one, or a name ending in /)."""
+    return len(sources) > 1 or Path(sources[0]).is_dir() or Path(dst).is_dir() or dst.endswith("/")
+
+
+def many_scenes(sources, out_dir: str, settings: InferenceSettings, model, overwrite: bool, resume: bool,
+                scheduler: str | None, quiet: bool) -> None:
+    """Every scene into ``out_dir``: a line per scene as it ends, then a summary; exit 1 if any failed."""
+    from ..scenes import predict_scenes
+
+    bars: list[_OpenedBar] = []
+
+    def progress(scene: str):
+        label = Path(scene).name if len(Path(scene).name) <= 24 else Path(scene).name[:21] + "..."
+        bars.append(_OpenedBar(click.progressbar(length=1, label=label, file=sys.stderr, show_pos=True,
+                                                 item_show_func=lambda r: r, hidden=quiet or not sys.stderr.isatty())))
+        return bars[-1]
+
+    def report(result) -> None:
+        while bars:
+            bars.pop().close()
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        if result.error:
+            click.echo(f"Error: {cli_message(result.error)}", err=True)
+        elif result.finished_before:
+            if not quiet:
+                click.echo(f"kept {result.output}: finished by an earlier run")
+        elif not quiet:
+            click.echo(format_summary(result.summary).splitlines()[0])
+
+    results = predict_scenes(sources, out_dir, settings, model=model, overwrite=overwrite, resume=resume,
+                             scheduler=scheduler, progress=progress, done=report)
+    failed = [r for r in results if r.error]
+    written = sum(r.summary is not None for r in results)
+    kept = sum(r.finished_before for r in results)
+    line = (f"{len(results)} scene(s): {written} written" + (f", {kept} kept from an earlier run" if kept else "")
+            + (f", {len(failed)} failed ({', '.join(Path(r.src).name for r in failed)})" if failed else ""))
+    if failed:
+        click.echo(line, err=True)
+        ctx = click.get_current_context()
+        ctx.exit(1)
+    if not quiet:
+        click.echo(line)
+
+
+class _OpenedBar:
+    """A scene's progress bar, shown from its first tile until the scene ends."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.inner = BarProgress(bar.__enter__())
+
+    def start(self, tiles: int) -> None:
+        self.inner.start(tiles)
+
+    def advance(self, tiles: int) -> None:
+        self.inner.advance(tiles)
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
 
 
 class BarProgress:
