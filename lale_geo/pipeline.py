@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .band_files import scene_input
 from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
 from .column_maps import predict_in_column_blocks, tiles_of
 from .domain import guard
@@ -74,14 +76,16 @@ class PredictSummary:
         return self.width * self.height / 1e6 / self.seconds if self.seconds else float("nan")
 
 
-def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None = None, *,
+def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: InferenceSettings | None = None, *,
             model: ModelAndCard | tuple | None = None, probabilities: str | Path | None = None,
             confidence: str | Path | None = None, overwrite: bool = False, resume: bool = False,
             scheduler: str | None = None, progress: Progress | None = None, **options) -> PredictSummary:
     """Predict a land-cover COG for the raster ``src``, streaming rows so memory stays bounded.
 
     Args:
-        src: any raster GDAL reads (a path, a URL or a GDAL virtual path).
+        src: any raster GDAL reads (a path, a URL or a GDAL virtual path); a STAC item (``.json``, local or
+            a URL) whose assets give the weights' bands by common name (see :mod:`lale_geo.band_files`);
+            or a list of one-band files in the weights' band order, stacked on the finest one's grid.
         dst: output class raster (uint8, nodata 255, COG with colour table and provenance tags).
         settings: weights, bands, scaling, tiling, batch size, device and engine (defaults: the shipped
             weights and their card's tiling); ``options`` override single fields, e.g. ``tile_size=256``.
@@ -96,9 +100,12 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
         progress: told the number of tiles, then the tiles done as they finish.
     """
     started = time.perf_counter()
-    # a cluster connects while the weights load and the scene opens; closed at the end whatever happens
-    with Connection(scheduler) if scheduler else contextlib.nullcontext() as connecting:
+    with contextlib.ExitStack() as run:
+        # a cluster connects while the weights load and the scene opens; closed at the end whatever happens
+        connecting = run.enter_context(Connection(scheduler)) if scheduler else None
         resolved = settings_with(settings, options).resolve(model)
+        given = src if isinstance(src, (str, Path)) else ", ".join(map(str, src))
+        src = run.enter_context(scene_input(src, resolved.card.bands, dst))  # band files: their VRT
         if resume and is_remote(src):
             raise InvalidInputError(f"{src}: resume needs a local input (a changed remote file would go "
                                     "unnoticed); copy the scene locally to resume")
@@ -112,7 +119,7 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
             check_dtype(scene)
             check_georeferencing(scene)
             band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
-            scaling = _scene_scaling(scene, band_indexes, resolved)
+            scaling = _scene_scaling(scene, band_indexes, resolved, str(given))
             scale = (np.asarray(scaling.low), np.asarray(scaling.high))
             fill = fill_values(scale, card.mean)
             grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
@@ -165,16 +172,16 @@ def predict(src: str | Path, dst: str | Path, settings: InferenceSettings | None
                 extra_outputs=outputs[1:], cluster=cluster)
 
 
-def _scene_scaling(scene, bands: list[int], resolved: ResolvedSettings) -> Scaling:
-    """The scene's scaling, and the domain guard's warnings; one bounded sample serves both, read only if
-    either needs it."""
+def _scene_scaling(scene, bands: list[int], resolved: ResolvedSettings, name: str) -> Scaling:
+    """The scene's scaling, and the domain guard's warnings (naming the scene as the user gave it: ``name``,
+    not the VRT of its band files); one bounded sample serves both, read only if either needs it."""
     card, settings = resolved.card, resolved.settings
     dtype = scene.dtypes[bands[0] - 1]
     needs_sample = card.domain or fixed_scaling(dtype, len(bands), card.input_range, settings.scale) is None
     sample = sample_scene(scene, bands) if needs_sample else None
     scaling = decide_scaling(scene, bands, card.input_range, settings.scale, sample)
     for warning in guard(card, scene, bands, scaling, strict=settings.strict_domain, sample=sample):
-        warnings.warn(warning, stacklevel=3)  # points at the caller of predict
+        warnings.warn(warning.replace(scene.name, name), stacklevel=3)  # points at the caller of predict
     return scaling
 
 
@@ -220,14 +227,16 @@ class Plan:
         return self.batches * self.seconds_per_batch
 
 
-def plan(src: str | Path, settings: InferenceSettings | None = None, *, model: ModelAndCard | tuple | None = None,
+def plan(src: str | Path | Sequence[str | Path], settings: InferenceSettings | None = None, *,
+         model: ModelAndCard | tuple | None = None,
          timing_batches: int = 2, **options) -> Plan:
     """Tile count, a time estimate from ``timing_batches`` timed batches (after one warm-up) and the
     expected peak memory: this process's peak after the timing plus the stitching buffers and GDAL cache
     that a run adds (they depend on scene width, tile size and classes)."""
     resolved = settings_with(settings, options).resolve(model)
     card, tile_size, batch_size = resolved.card, resolved.tile_size, resolved.batch_size
-    with open_raster(src) as scene:
+    with tempfile.TemporaryDirectory() as folder, scene_input(src, card.bands, Path(folder) / "plan.tif") as src, \
+            open_raster(src) as scene:
         check_dtype(scene)
         check_georeferencing(scene)
         band_indexes = select_bands(scene, card.bands, resolved.settings.bands)

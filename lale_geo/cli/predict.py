@@ -14,7 +14,7 @@ from ..engines import ENGINES
 from ..pipeline import PredictSummary, plan, predict
 from ..settings import PRECISIONS, InferenceSettings
 from ..tta import TTA_MODES
-from ..weights import random_weights
+from ..weights import DEFAULT_WEIGHTS, load_card, random_weights
 from ..writers import check_output
 from .main import cli_message
 from .options import (
@@ -63,9 +63,16 @@ def format_summary(s: PredictSummary) -> str:
 
 
 @click.command("predict")
-@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.argument("sources", nargs=-1, metavar="SRC...")
 @click.option("--output", "-o", "dst", required=True, type=click.Path(),
               help="Output class raster (COG); with several scenes or a folder of them, a folder (OUT/<scene>.tif).")
+@click.option("--band-files", callback=lambda ctx, param, v: v and v.split(","), default=None,
+              metavar="RED.tif,GREEN.tif,...",
+              help="The scene as one file per band, in the weights' band order (instead of SRC); stacked on the "
+                   "finest band's grid, coarser bands resampled bilinearly.")
+@click.option("--asset", "assets", multiple=True, metavar="BAND=KEY",
+              help="With a STAC item as SRC: the asset of a band, e.g. --asset red=B04 (default: by the assets' "
+                   "eo:bands common names, else by key).")
 @weights_option
 @click.option("--random-weights", "random_model", default=None, metavar="MODEL",
               help="Use an untrained MODEL instead of weights (benchmarks and tests; the output is stamped "
@@ -109,9 +116,9 @@ def format_summary(s: PredictSummary) -> str:
               help="Run on an existing dask.distributed cluster (e.g. tcp://10.0.0.5:8786).")
 @overwrite_option
 @click.pass_context
-def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, overlap, batch_size, device,
-            probabilities, confidence, vector, stac_item, stac_datetime, engine, tta, precision, strict_domain,
-            plan_only, resume, scheduler, overwrite) -> None:
+def command(ctx, sources, dst, band_files, assets, weights, random_model, bands, scale, tile_size, overlap,
+            batch_size, device, probabilities, confidence, vector, stac_item, stac_datetime, engine, tta, precision,
+            strict_domain, plan_only, resume, scheduler, overwrite) -> None:
     """Predict a land-cover map of SRC (any raster GDAL reads) into a georeferenced COG.
 
     With several scenes (or a folder of them), one engine serves them all and each map goes to the
@@ -121,6 +128,11 @@ def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, o
                                  batch_size=batch_size, device=device, engine=engine, tta=tta,
                                  precision=precision, strict_domain=strict_domain)
     model = random_weights(random_model) if random_model else None
+    if bool(sources) == bool(band_files):
+        raise click.UsageError("give the scene as SRC (one or more) or as --band-files, not both" if sources
+                               else "give a scene: SRC (a raster, a STAC item, a folder) or --band-files")
+    if assets:
+        sources = (_item_assets(sources, assets, model[1] if model else load_card(weights or DEFAULT_WEIGHTS)),)
     if _many_scenes(sources, dst):
         singles = {"--probabilities": probabilities, "--confidence": confidence, "--vector": vector,
                    "--stac": stac_item, "--plan": plan_only}
@@ -129,7 +141,8 @@ def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, o
             raise click.UsageError(f"{', '.join(asked)}: one scene at a time (give a single SRC and an output file)")
         many_scenes(sources, dst, settings, model, overwrite, resume, scheduler, quiet)
         return
-    src = sources[0]
+    src = band_files or sources[0]
+    inputs = list(src) if isinstance(src, list) else [src]
     if plan_only:
         p = plan(src, settings, model=model)
         passes = f", {p.passes_per_tile} network passes per tile (--tta {tta})" if p.passes_per_tile > 1 else ""
@@ -142,11 +155,12 @@ def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, o
     if vector:
         from ..polygons import check_vector_output, vectorize_to_file  # geopandas: only when asked for
 
-        check_vector_output(vector, overwrite, inputs=[src, dst])
+        check_vector_output(vector, overwrite, inputs=[*inputs, dst])
     if stac_datetime and not stac_item:
         raise click.UsageError("--stac-datetime needs --stac ITEM.json")
     if stac_item:
-        check_output(stac_item, overwrite, inputs=[p for p in (src, dst, probabilities, confidence, vector) if p])
+        others = [p for p in (dst, probabilities, confidence, vector) if p]
+        check_output(stac_item, overwrite, inputs=[*inputs, *others])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with click.progressbar(length=1, label="tiles", file=sys.stderr, show_pos=True,
@@ -174,9 +188,23 @@ def command(ctx, sources, dst, weights, random_model, bands, scale, tile_size, o
         report(stac_item, validated, unreachable, quiet)
 
 
+def _item_assets(sources, assets: tuple[str, ...], card) -> list[str]:
+    """The band files a STAC item's ``--asset BAND=KEY`` choices give."""
+    from ..band_files import is_stac_item, item_band_files
+
+    if len(sources) != 1 or not is_stac_item(sources[0]):
+        raise click.UsageError("--asset needs one STAC item (.json) as SRC")
+    pairs = dict(a.split("=", 1) for a in assets if "=" in a)
+    if len(pairs) != len(assets) or set(pairs) - set(card.bands):
+        raise click.BadParameter(f"{', '.join(assets)}: expected BAND=KEY with BAND one of the weights' bands "
+                                 f"({', '.join(card.bands)})", param_hint="--asset")
+    return item_band_files(sources[0], card.bands, pairs)
+
+
 def _many_scenes(sources: tuple[str, ...], dst: str) -> bool:
     """Several scenes, a folder of them, or an output folder (an existing one, or a name ending in /)."""
-    return len(sources) > 1 or Path(sources[0]).is_dir() or Path(dst).is_dir() or dst.endswith("/")
+    return len(sources) > 1 or bool(sources) and isinstance(sources[0], str) and Path(sources[0]).is_dir() \
+        or Path(dst).is_dir() or dst.endswith("/")
 
 
 def many_scenes(sources, out_dir: str, settings: InferenceSettings, model, overwrite: bool, resume: bool,
