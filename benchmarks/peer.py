@@ -53,35 +53,12 @@ save_mask_to_raster(sys.argv[1], mask, sys.argv[3])
 
 
 def export_for_geodeep(path: Path, resolution_cm: float) -> Path:
-    """The shipped weights as a GeoDeep "Segmentor": [0, 1] input in, class probabilities out."""
-    import onnx
-    import torch
+    """The shipped weights as a GeoDeep "Segmentor" (``lale-geo export``): [0, 1] input in, class
+    probabilities out, GeoDeep's tile size and overlap."""
+    from lale_geo.onnx_export import export_for_tools
 
-    from lale_geo.weights import load_weights
-
-    model, card = load_weights("lale_s1_dubai")
-
-    class ForGeoDeep(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = model.eval()
-            self.register_buffer("mean", torch.tensor(card.mean).view(1, -1, 1, 1))
-            self.register_buffer("std", torch.tensor(card.std).view(1, -1, 1, 1))
-
-        def forward(self, x):
-            return self.net((x - self.mean) / self.std).softmax(1)
-
-    torch.onnx.export(ForGeoDeep(), (torch.zeros(1, 3, GEODEEP_TILE, GEODEEP_TILE),), str(path), dynamo=True,
-                      external_data=False)
-    graph = onnx.load(str(path))
-    meta = {"model_type": json.dumps("Segmentor"), "resolution": str(resolution_cm),
-            "tiles_overlap": str(int(GEODEEP_OVERLAP * 100)), "seg_thresh": "0.0", "seg_small_segment": "0",
-            "class_names": json.dumps({str(c.id): c.name for c in card.classes})}
-    for key, value in meta.items():
-        prop = graph.metadata_props.add()
-        prop.key, prop.value = key, value
-    onnx.save(graph, str(path))
-    return path
+    return export_for_tools("lale_s1_dubai", path, tile_size=GEODEEP_TILE,
+                            overlap=round(GEODEEP_OVERLAP * GEODEEP_TILE), resolution_cm=resolution_cm, overwrite=True)
 
 
 def change_rates(labels: np.ndarray, axis: int) -> np.ndarray:

@@ -16,6 +16,7 @@ Torch is imported only where a path needs it: a run of the weights' INT8 OpenVIN
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -341,17 +342,23 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
         raise LaleGeoError("ONNX export needs onnxscript: pip install onnxscript (or use engine='torch')")
     dummy = torch.zeros(batch_size, len(card.bands), tile_size, tile_size)
     log.info("exporting %s to ONNX (%s)", card.model, path)
+    with quiet_exporter(), published(path, overwrite=True) as tmp:
+        torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False, external_data=False)
+    return path
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """``torch.onnx.export`` without its chatter (warnings, and log lines about torchvision ops we do not use)."""
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)  # the exporter chats about torchvision ops we do not use
+    onnx_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), published(path, overwrite=True) as tmp:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False,
-                              external_data=False)
+            yield
     finally:
         onnx_log.setLevel(level)
-    return path
 
 
 def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "auto", batch_size: int = 8,

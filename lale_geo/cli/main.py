@@ -21,6 +21,8 @@ COMMANDS = {
                        "start."),
     "evaluate": ("evaluate", "Per-class IoU/F1/precision/recall, macro F1, mIoU, accuracy and confusion matrix "
                              "on a split."),
+    "export": ("export", "Export weights as an ONNX model with GeoDeep/Deepness metadata ([0, 1] tiles in, "
+                         "probabilities out)."),
     "info": ("info", "Per-class pixel counts and areas (m2, ha) of the class raster SRC, and how it was made."),
     "models": ("models", "List registered models (params, GMACs with attention matmuls, output stride) and "
                          "shipped weights."),
