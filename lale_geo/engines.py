@@ -251,25 +251,30 @@ class OpenVINOEngine:
         # Parts of PART tiles whatever the thread count: a one-thread Dask worker and a two-thread local
         # run then compile the same graph and give the same logits.
         self.part = self.PART if batch_size % self.PART == 0 else batch_size
-        split = threads > 1 and batch_size > self.part
-        # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
-        config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False, "INFERENCE_PRECISION_HINT": "f32"}
-        config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else
-                      {"PERFORMANCE_HINT": "LATENCY"})
-        source = int8_model or export_onnx(model, card, self.part, tile_size)  # the INT8 model has batch PART
+        source = int8_model or export_onnx(model, card, self.part, tile_size)
+        core = _openvino_core()
         try:
-            self.compiled = _openvino_core().compile_model(str(source), "CPU", config)
+            graph = core.read_model(str(source))
+            # a graph file (INT8, another tool's ONNX) has a batch of its own, which may be fixed inside it
+            self.part = self.part if int8_model is None else _fit_batch(graph, self.part, batch_size, tile_size)
+            split = threads > 1 and batch_size > self.part
+            # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
+            config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
+                      "INFERENCE_PRECISION_HINT": "f32"}
+            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else
+                          {"PERFORMANCE_HINT": "LATENCY"})
+            self.compiled = core.compile_model(graph, "CPU", config)
         except RuntimeError as e:  # OpenVINO's message runs over many lines (source locations); the last says why
             if int8_model is None:
                 raise
-            raise WeightsError(f"{int8_model}: OpenVINO cannot read the INT8 model "
-                               f"({message_line(e, last=True)})") from None
+            raise WeightsError(f"{int8_model}: OpenVINO cannot read the model ({message_line(e, last=True)})") from None
         parts = batch_size // self.part
         self._sets = [[self.compiled.create_infer_request() for _ in range(parts)] for _ in range(2)]
         self._next = 0
         self._inputs: list[np.ndarray | None] = [None, None]
         self.mean, self.std, self.num_classes = card.mean, card.std, card.num_classes
-        self.name = "openvino-cpu-int8" if int8_model is not None else "openvino-cpu"
+        self.name = "openvino-cpu" if int8_model is None else (
+            "openvino-cpu-onnx" if int8_model.suffix.lower() == ".onnx" else "openvino-cpu-int8")
 
     def start(self, tiles: np.ndarray, scale: tuple):
         """Start a batch; returns the call that waits for its logits (a copy: the buffers are reused).
@@ -289,6 +294,27 @@ class OpenVINOEngine:
 
     def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
         return self.start(tiles, scale)()
+
+
+def _fit_batch(graph, part: int, batch_size: int, tile_size: int) -> int:
+    """Give the graph's input the shape (part, bands, tile, tile); a graph whose shape is fixed inside it (a
+    reshape to a constant batch, as exporters write) keeps its own batch when ``batch_size`` is a multiple
+    of it. Returns the tiles per request."""
+    shape = graph.input(0).get_partial_shape()
+    bands = shape[1].get_length() if shape[1].is_static else 3
+    own = [d.get_length() if d.is_static else None for d in shape]
+    if own == [part, bands, tile_size, tile_size]:
+        return part
+    try:
+        graph.reshape({graph.input(0): [part, bands, tile_size, tile_size]})
+        graph.validate_nodes_and_infer_types()
+        return part
+    except RuntimeError:
+        if own[2:] == [tile_size, tile_size] and own[0] and batch_size % own[0] == 0:
+            graph.reshape({graph.input(0): own})  # back to the shape it was made for
+            return own[0]
+        raise WeightsError(f"the model's input is fixed to {own}: run it with --tile-size {own[2]} and a batch size "
+                           f"that is a multiple of {own[0]}") from None
 
 
 def _openvino_core():
@@ -373,8 +399,9 @@ def create_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "
             return OpenVINOEngine(None, card, batch_size, tile_size, threads or cpu_threads(), int8_model)
         except WeightsError:
             raise
-        except Exception as e:  # noqa: BLE001 - a broken INT8 model must not take the run down with a traceback
-            raise LaleGeoError(f"{int8_model}: the INT8 model failed to load ({e}); use precision=fp32") from e
+        except Exception as e:  # noqa: BLE001 - a broken graph file must not take the run down with a traceback
+            advice = "" if int8_model.suffix.lower() == ".onnx" else "; use precision=fp32"
+            raise LaleGeoError(f"{int8_model}: the model failed to load ({message_line(e)}){advice}") from e
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     model = weights[0]

@@ -18,8 +18,9 @@ import numpy as np
 
 from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type, weights_digest
 from .errors import InvalidInputError, WeightsError
+from .onnx_models import LogProbabilities
 from .tta import TTA_MODES, tta_transforms, with_tta
-from .weights import DEFAULT_WEIGHTS, verified_int8_model
+from .weights import DEFAULT_WEIGHTS, ONNX_MODEL, verified_int8_model
 
 PRECISIONS = ("auto", "fp32", "int8")
 _KEPT_ENGINES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kept_engines", default=None)
@@ -105,7 +106,11 @@ class InferenceSettings:
         resolved = replace(self, weights=None if model is not None else (self.weights or DEFAULT_WEIGHTS),
                            tile_size=tile_size, overlap=overlap)
         resolved = replace(resolved, precision=resolved._decide_precision(card))
-        if resolved.precision == "fp32":  # load now: a bad weights file fails here, before any output
+        if card.model == ONNX_MODEL:  # another tool's graph: OpenVINO runs it as it is
+            if self.engine not in ("auto", "openvino") or device_type(self.device) != "cpu":
+                raise InvalidInputError(f"{self.weights}: an ONNX model runs on OpenVINO on the CPU; use engine "
+                                        "auto or openvino and device cpu")
+        elif resolved.precision == "fp32":  # load now: a bad weights file fails here, before any output
             multiple = getattr(pair.model, "size_multiple", 32)
             if tile_size % multiple:
                 raise InvalidInputError(f"tile_size={tile_size}: must be a multiple of {multiple} for {card.model}")
@@ -224,6 +229,10 @@ class ResolvedSettings:
         ``block``, the engine of a Dask task (see :func:`lale_geo.engines.block_engine`). Inside
         :func:`one_engine_for_all`, the engine an earlier call made for the same tensors and settings."""
         s = self.settings
+        if self.card.model == ONNX_MODEL:  # a graph file from another tool: probabilities out, their log in
+            options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=Path(s.weights))
+            make = block_engine if block else create_engine
+            return with_tta(LogProbabilities(make("openvino", self.model, **options)), s.tta, self.card)
         int8 = verified_int8_model(s.weights, self.card) if s.precision == "int8" else None
         options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=int8)
         if block:

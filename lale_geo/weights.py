@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 DEFAULT_WEIGHTS = "lale_s1_dubai"
 
 
+ONNX_MODEL = "onnx"  # the card of an ONNX graph from another tool, run as it is (lale_geo.onnx_models)
+
+
 @dataclass(frozen=True)
 class ClassInfo:
     """One output class: its id (logit index), name and display colour (R, G, B)."""
@@ -61,7 +64,7 @@ class WeightsCard:
 
     def __post_init__(self) -> None:
         where = f"weights card {self.name!r}"
-        if self.model not in list_models():
+        if self.model not in list_models() and self.model != ONNX_MODEL:
             raise WeightsError(f"{where}: unknown model {self.model!r}; known: {', '.join(list_models())}")
         if not self.classes:
             raise WeightsError(f"{where}: no classes")
@@ -205,7 +208,12 @@ def resolve_weights(name_or_path: str | Path) -> tuple[Path, Path]:
 
 
 def load_card(name_or_path: str | Path) -> WeightsCard:
-    """Read and validate the card of shipped or local weights (the weights file is not read)."""
+    """Read and validate the card of shipped or local weights (the weights file is not read), or of an ONNX
+    model (:func:`lale_geo.onnx_models.onnx_card`)."""
+    if str(name_or_path).lower().endswith(".onnx"):
+        from .onnx_models import onnx_card
+
+        return onnx_card(name_or_path)
     return WeightsCard.read(resolve_weights(name_or_path)[1])
 
 
@@ -343,6 +351,8 @@ def _load_cached(tensors: str, stats: tuple) -> tuple[nn.Module, WeightsCard]:
 def load_card_once(name_or_path: str | Path) -> WeightsCard:
     """:func:`load_card`, once per process and card file (Dask blocks ask again and again); a card
     rewritten since (new size or time) is read again."""
+    if str(name_or_path).lower().endswith(".onnx"):
+        return load_card(name_or_path)
     _, card = resolve_weights(name_or_path)
     stat = card.stat()
     return _card_cached(str(card), stat.st_size, stat.st_mtime_ns)
