@@ -35,6 +35,7 @@ import numpy as np
 
 from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError, WeightsError, message_line
+from .onnx_models import is_onnx_model, onnx_card
 from .weights import WeightsCard, load_card_once, load_weights_once
 from .writers import published
 
@@ -68,8 +69,10 @@ class ModelAndCard:
 
     @classmethod
     def named(cls, weights: str | Path) -> ModelAndCard:
-        """Shipped weights by name, or a .safetensors/.json path: the card now, the network when used."""
-        return cls(None, load_card_once(weights), str(weights))
+        """Shipped weights by name, or a .safetensors/.json path: the card now, the network when used. An
+        ``.onnx`` path is another tool's model: its card from its metadata (:mod:`lale_geo.onnx_models`)."""
+        card = onnx_card(weights) if is_onnx_model(weights) else load_card_once(weights)
+        return cls(None, card, str(weights))
 
     @classmethod
     def of(cls, pair: ModelAndCard | tuple) -> ModelAndCard:

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -253,12 +253,19 @@ def _best_error(error: pystac.errors.STACValidationError) -> str:
 
 def write_stac_item(map_path: str | Path, item_path: str | Path, *, overwrite: bool = False,
                     extra_assets: Mapping[str, str | Path] = {}, datetime: dt.datetime | None = None,
-                    ) -> tuple[pystac.Item, list[str], list[str]]:
+                    derived_from: Sequence[str | Path] = ()) -> tuple[pystac.Item, list[str], list[str]]:
     """Build, validate and write (atomically) the STAC item of a map; returns the item, the schemas it
-    was validated against and the extension schemas that could not be fetched."""
+    was validated against and the extension schemas that could not be fetched. ``derived_from``: what the
+    map was made from (the scene, its band files or its STAC item), linked as ``derived_from``."""
     item_path = check_output(item_path, overwrite, inputs=[map_path, *extra_assets.values()])
     with locked_outputs([item_path]):  # a second run to the same item fails now, not at publish
         item = stac_item(map_path, item_path, extra_assets=extra_assets, datetime=datetime)
+        item_dir = Path(item_path).resolve().parent
+        for source in derived_from:
+            href = str(source) if is_remote(source) else os.path.relpath(Path(source).resolve(), item_dir)
+            suffix = PurePosixPath(urlsplit(str(source)).path).suffix.lower()
+            kind = "application/geo+json" if suffix == ".json" else MEDIA_TYPES.get(suffix)
+            item.add_link(pystac.Link("derived_from", href, media_type=kind))
         as_dict = item.to_dict(include_self_link=False)
         validated, unreachable = validate_item(as_dict)
         with published(item_path, overwrite) as tmp:

@@ -208,12 +208,7 @@ def resolve_weights(name_or_path: str | Path) -> tuple[Path, Path]:
 
 
 def load_card(name_or_path: str | Path) -> WeightsCard:
-    """Read and validate the card of shipped or local weights (the weights file is not read), or of an ONNX
-    model (:func:`lale_geo.onnx_models.onnx_card`)."""
-    if str(name_or_path).lower().endswith(".onnx"):
-        from .onnx_models import onnx_card
-
-        return onnx_card(name_or_path)
+    """Read and validate the card of shipped or local weights (the weights file is not read)."""
     return WeightsCard.read(resolve_weights(name_or_path)[1])
 
 
@@ -351,8 +346,6 @@ def _load_cached(tensors: str, stats: tuple) -> tuple[nn.Module, WeightsCard]:
 def load_card_once(name_or_path: str | Path) -> WeightsCard:
     """:func:`load_card`, once per process and card file (Dask blocks ask again and again); a card
     rewritten since (new size or time) is read again."""
-    if str(name_or_path).lower().endswith(".onnx"):
-        return load_card(name_or_path)
     _, card = resolve_weights(name_or_path)
     stat = card.stat()
     return _card_cached(str(card), stat.st_size, stat.st_mtime_ns)

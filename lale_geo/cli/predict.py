@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from ..engines import ENGINES
+from ..engines import ENGINES, ModelAndCard
 from ..pipeline import PredictSummary, plan, predict
 from ..settings import PRECISIONS, InferenceSettings
 from ..tta import TTA_MODES
-from ..weights import DEFAULT_WEIGHTS, load_card, random_weights
+from ..weights import DEFAULT_WEIGHTS, random_weights
 from ..writers import check_output
 from .main import cli_message
 from .options import (
@@ -132,7 +132,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
         raise click.UsageError("give the scene as SRC (one or more) or as --band-files, not both" if sources
                                else "give a scene: SRC (a raster, a STAC item, a folder) or --band-files")
     if assets:
-        sources = (_item_assets(sources, assets, model[1] if model else load_card(weights or DEFAULT_WEIGHTS)),)
+        sources = (_item_assets(sources, assets, (model or ModelAndCard.named(weights or DEFAULT_WEIGHTS))[1]),)
     if _many_scenes(sources, dst):
         singles = {"--probabilities": probabilities, "--confidence": confidence, "--vector": vector,
                    "--stac": stac_item, "--plan": plan_only}
@@ -177,7 +177,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
             extras = {"confidence": confidence, "probabilities": probabilities, "polygons": vector}
             _, validated, unreachable = write_stac_item(
                 dst, stac_item, overwrite=overwrite, datetime=stac_datetime,
-                extra_assets={key: path for key, path in extras.items() if path})
+                extra_assets={key: path for key, path in extras.items() if path}, derived_from=inputs)
     for w in caught:
         click.echo(f"Warning: {w.message}", err=True)
     if not quiet:
