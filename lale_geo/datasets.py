@@ -354,8 +354,10 @@ def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = Fals
     Example:
         >>> remap_worldcover("ESA_WorldCover_10m_2021_v200_N00E006_Map.tif", "aras_labels.tif")
     """
+    from .files import check_output
     from .raster import open_raster
-    from .writers import OUTPUT_NODATA, RasterWriter, check_output
+    from .stitching import OUTPUT_NODATA
+    from .writers import RasterWriter
 
     table = ClassTable.read(shipped_class_tables()["aras400k"])
     lut = np.full(256, OUTPUT_NODATA, np.uint8)

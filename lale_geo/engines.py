@@ -35,9 +35,9 @@ import numpy as np
 
 from .cache import cache_dir as default_cache_dir
 from .errors import InvalidInputError, LaleGeoError, WeightsError, message_line
+from .files import published
 from .onnx_models import is_onnx_model, onnx_card
 from .weights import WeightsCard, load_card_once, load_weights_once
-from .writers import published
 
 if TYPE_CHECKING:
     import torch

@@ -14,7 +14,7 @@ import numpy as np
 
 from .engines import ModelAndCard, quiet_exporter
 from .errors import InvalidInputError, LaleGeoError
-from .writers import check_output, published
+from .files import check_output, published
 
 TOLERANCE = 1e-4  # largest difference in probability between the ONNX graph and PyTorch
 

@@ -17,11 +17,12 @@ from rasterio.windows import Window
 
 from . import __version__
 from .errors import RasterIOError
+from .files import published, temporary_path
 from .raster import gdal_messages, is_remote
 from .scaling import Scaling
-from .stitching import OUTPUT_NODATA, Band, FinishedRows, finish_rows
+from .stitching import OUTPUT_NODATA, FinishedRows
 from .weights import WeightsCard
-from .writers import RasterWriter, published, row_digest, temporary_path
+from .writers import RasterWriter, row_digest
 
 
 def map_tags(resolved, scaling: str, bands, engine: str) -> dict[str, str]:
@@ -123,16 +124,10 @@ class MapOutputs:
         self.writers.append(writer)
         return writer
 
-    def write(self, band: Band, valid: np.ndarray) -> None:
-        """Write blended logits of finished rows (``valid`` marks the pixels that get a class)."""
-        if band.y0 < self.rows_done:  # written before an interruption (recomputed only for its neighbour)
-            return
-        self.write_finished(band.y0, finish_rows(band.logits, valid, bool(self.probabilities),
-                                                 bool(self.confidence)))
-
     def write_finished(self, y0: int, rows: FinishedRows) -> None:
-        """Write rows already turned into classes (and percentages), e.g. by a cluster worker. Rows
-        written before an interruption are skipped, also when a resumed run's bands start above them."""
+        """Write rows turned into classes (and percentages) from ``y0`` on (here, on a cluster worker, or in a
+        column map). Rows written before an interruption are skipped, also when a resumed run's bands start
+        above them."""
         height = rows.labels.shape[0]
         if y0 + height <= self.rows_done:
             return

@@ -21,6 +21,7 @@ from .column_maps import predict_in_column_blocks, tiles_of
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
+from .files import check_output, locked_outputs
 from .outputs import MapOutputs, map_tags, run_key
 from .raster import (
     GDAL_CACHE_BYTES,
@@ -35,12 +36,11 @@ from .raster import (
 from .scaling import Scaling, decide_scaling, fill_values, fixed_scaling
 from .scene_sample import sample_scene
 from .settings import InferenceSettings, ResolvedSettings, settings_with
-from .stitching import OUTPUT_NODATA, Band
+from .stitching import OUTPUT_NODATA, Band, finish_rows
 from .strips import MAX_READ_ROWS, StripSource, column_blocks, whole_width
 from .tiles import stream_scene
 from .tiling import TileGrid, first_row_touching
 from .tta import tta_cost
-from .writers import check_output, locked_outputs
 
 
 class Progress(Protocol):
@@ -151,7 +151,10 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                     source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
 
                     def emit(band: Band) -> None:
-                        written.write(band, source.validity(band.y0, band.logits.shape[1]))
+                        valid = source.validity(band.y0, band.logits.shape[1])
+                        if band.y0 >= written.rows_done:  # else written before an interruption
+                            written.write_finished(band.y0, finish_rows(band.logits, valid, bool(probabilities),
+                                                                        bool(confidence)))
 
                     computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
                                             resume_at=written.rows_done)

@@ -27,8 +27,8 @@ from shapely.geometry import shape
 
 from .classmap import check_class_raster, class_names_for
 from .errors import InvalidInputError, RasterIOError
+from .files import check_output, locked_outputs, published
 from .raster import checked_read, open_raster
-from .writers import check_output, locked_outputs, published
 
 FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact

@@ -11,8 +11,8 @@ from rasterio.enums import ColorInterp, Resampling
 
 from .classmap import class_colours_for, class_names_for
 from .errors import InvalidInputError
+from .files import locked_outputs, published
 from .raster import checked_read, open_raster
-from .writers import locked_outputs, published
 
 
 def _shape(height: int, width: int, size: int) -> tuple[int, int]:

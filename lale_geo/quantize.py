@@ -22,11 +22,11 @@ from .datasets import Sample, load_split, resolve_class_table
 from .engines import OpenVINOEngine, export_onnx, normalise
 from .errors import LaleGeoError
 from .evaluation import Tiling, tiled_labels
+from .files import published
 from .metrics import IGNORE_INDEX, confusion_matrix, scores
 from .scaling import fill_values
 from .training import CropSampler
 from .weights import WeightsCard, int8_paths, load_weights, resolve_weights
-from .writers import published
 
 MAX_F1_LOSS = 0.005
 MIN_AGREEMENT = 0.98

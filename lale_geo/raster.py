@@ -20,7 +20,6 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from .errors import InvalidInputError, RasterIOError
-from .tiling import pad_to_tile
 
 _COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
 
@@ -218,6 +217,23 @@ def checked_read(src: rasterio.DatasetReader, where: str) -> Iterator[None]:
             raise RasterIOError(f"{src.name}: read failed at {where}: {cause}") from None
     if gdal.errors or gdal.warnings:
         raise RasterIOError(f"{src.name}: read failed at {where}: {(gdal.errors or gdal.warnings)[0]}")
+
+
+def pad_to_tile(part: np.ndarray, size: int) -> np.ndarray:
+    """A (..., h, w) window cut at the scene's bottom/right edge, reflect-padded to (..., size, size)
+    (edge-padded when a side is one pixel: there is nothing to reflect)."""
+    h, w = part.shape[-2:]
+    if h == size and w == size:
+        return part
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(part, [(0, 0)] * (part.ndim - 2) + [(0, size - h), (0, size - w)], mode=mode)
+
+
+def read_padded(image: np.ndarray, tile) -> np.ndarray:
+    """The window of ``tile`` (a :class:`lale_geo.tiling.Tile`) in a (bands, H, W) array, reflect-padded where
+    it runs past the scene."""
+    ys, xs = tile.window
+    return pad_to_tile(image[:, ys, xs], tile.size)
 
 
 def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: int, size: int,

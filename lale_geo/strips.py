@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .raster import checked_read, has_mask
-from .tiling import Tile, TileGrid, axis_groups, pad_to_tile
+from .raster import checked_read, has_mask, pad_to_tile
+from .tiling import Tile, TileGrid, axis_groups
 
 MAX_READ_ROWS = 1024  # a file with very tall blocks (one strip for the whole image) is read in parts
 MAX_COLUMNS = 12288  # a wider tiled scene is processed in column blocks: memory stops growing with width

@@ -15,9 +15,9 @@ import numpy as np
 
 from .engines import Engine
 from .errors import LaleGeoError
-from .raster import gdal_messages, read_window
+from .raster import gdal_messages, pad_to_tile, read_window
 from .stitching import Band, RegionStitcher, RowStitcher
-from .tiling import Tile, TileGrid, first_row_touching, pad_to_tile
+from .tiling import Tile, TileGrid, first_row_touching
 
 
 class TileSource(Protocol):

@@ -148,22 +148,6 @@ def first_row_touching(grid: TileGrid, y: int) -> int:
     return next(r for r, origin in enumerate(grid.row_origins) if origin + grid.tile_size > y)
 
 
-def pad_to_tile(part: np.ndarray, size: int) -> np.ndarray:
-    """A (..., h, w) window cut at the scene's bottom/right edge, reflect-padded to (..., size, size)
-    (edge-padded when a side is one pixel: there is nothing to reflect)."""
-    h, w = part.shape[-2:]
-    if h == size and w == size:
-        return part
-    mode = "reflect" if min(h, w) > 1 else "edge"
-    return np.pad(part, [(0, 0)] * (part.ndim - 2) + [(0, size - h), (0, size - w)], mode=mode)
-
-
-def read_padded(image: np.ndarray, tile: Tile) -> np.ndarray:
-    """The tile's window of a (bands, H, W) array, reflect-padded where it runs past the scene."""
-    ys, xs = tile.window
-    return pad_to_tile(image[:, ys, xs], tile.size)
-
-
 @dataclass(frozen=True)
 class Block:
     """A region of the scene computed on its own (a Dask chunk, a cluster task), aligned to the tile grid.

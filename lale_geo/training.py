@@ -24,9 +24,9 @@ from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
 from .engines import TorchEngine
 from .errors import WeightsError
 from .evaluation import Tiling, evaluate
+from .files import published
 from .models import create_model
 from .weights import WeightsCard, load_weights, save_weights
-from .writers import published
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,12 @@
-"""Raster output and the one fault-safe publish step: outputs are written under hidden temporary
-names beside their target and published by :func:`publish` once complete, so an interrupted run never
-leaves a half-written file under a final name, and nothing is replaced without ``overwrite``."""
+"""The COG writer: rows of a raster written to a hidden temporary file, then copied to a verified COG and
+published in one step (:mod:`lale_geo.files`), so an interrupted run never leaves a half-written map under a
+final name; and the rule that any GDAL error while writing is fatal."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
-import os
-import re
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -23,173 +20,20 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError, message_line
+from .errors import LaleGeoError, RasterIOError
+from .files import publish, remove_quietly, temporary_path, write_error_line
 from .overviews import OverviewPyramid
-from .raster import gdal_messages, is_remote
-from .stitching import OUTPUT_NODATA
+from .raster import gdal_messages
 
 COG_BLOCKSIZE = 512  # the COG gets overviews when the image is larger than one block
 
-__all__ = ["OUTPUT_NODATA", "RasterWriter", "check_output", "locked_outputs", "publish", "published", "temporary_path"]
-
-
-def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
-    """Refuse an output that equals an input, sits in a missing/unwritable folder, or exists already."""
-    path = Path(path)
-    if any(path.resolve() == Path(other).resolve() for other in inputs if not is_remote(other)):
-        raise InvalidInputError(f"{path}: output is the input file; choose another output path")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InvalidInputError(f"{path}: output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InvalidInputError(f"{path}: output folder {folder} is not writable")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: exists; pass overwrite=True to replace it")
-    _probe_folder(path)
-    return path
-
-
-def _probe_folder(path: Path) -> None:
-    """Create and remove a file beside ``path``: the only sure test that files can be made there (a folder
-    may be writable by its mode yet refuse files, e.g. /proc, a read-only mount), before any work."""
-    probe = temporary_path(path, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.probe")
-    try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except OSError as e:
-        raise InvalidInputError(f"{path}: cannot create files in {path.parent} ({e.strerror or e})") from None
-    os.unlink(probe)
-
-
-def temporary_path(final: str | Path, tag: str | None = None) -> Path:
-    """A hidden name beside ``final`` for its file in progress, unique to this run unless ``tag`` (a
-    digest of a resumable run's parameters) is given; it keeps ``final``'s suffix so that drivers
-    chosen by extension still work."""
-    final = Path(final)
-    tag = tag or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return final.with_name(f".{final.name}.{tag}.part{final.suffix}")
-
-
-def publish(tmp: str | Path, final: str | Path, overwrite: bool) -> Path:
-    """Move the finished ``tmp`` to ``final`` in one step. Without ``overwrite`` an existing ``final``
-    (even one created while this run was working) is never replaced: the temporary file is linked
-    under the final name, which fails if that name exists."""
-    tmp, final = Path(tmp), Path(final)
-    if overwrite:
-        os.replace(tmp, final)
-        return final
-    try:
-        os.link(tmp, final)
-    except FileExistsError:
-        tmp.unlink(missing_ok=True)
-        raise OutputExistsError(f"{final}: was created by something else while this run worked; "
-                                "nothing was replaced (pass overwrite=True to replace it)") from None
-    except OSError:  # a file system without hard links: check, then rename (a small race remains)
-        if final.exists():
-            tmp.unlink(missing_ok=True)
-            raise OutputExistsError(f"{final}: exists; pass overwrite=True to replace it") from None
-        os.replace(tmp, final)
-        return final
-    tmp.unlink()
-    return final
-
-
-def lock_path(final: str | Path) -> Path:
-    """The hidden lock file beside ``final`` that a run writing ``final`` holds."""
-    final = Path(final)
-    return final.with_name(f".{final.name}.lock")
-
-
-def _lock(final: Path) -> int:
-    """Take the lock of ``final`` (an exclusive ``flock``, released by the OS if the process dies) and
-    write this process's pid into it; fail at once, naming the holder, if another run has it."""
-    path = lock_path(final)
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise RasterIOError(f"{final}: cannot create the lock file {path.name} ({e.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputLockedError(f"{final}: another run (pid {owner}) is writing this output; wait for it "
-                                    "to end or choose another output") from None
-        with contextlib.suppress(FileNotFoundError):
-            if os.path.samestat(os.fstat(fd), os.stat(path)):
-                break
-        os.close(fd)  # a run that just ended removed this file: lock the one now under the name
-    with contextlib.suppress(OSError):  # the pid only improves the message of a losing run
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-@contextlib.contextmanager
-def locked_outputs(paths: Sequence[str | Path]) -> Iterator[None]:
-    """Hold the lock of every output in ``paths`` for the block: a second run to one of them fails at once
-    in one line (:class:`OutputLockedError`) instead of sharing its files."""
-    held: list[tuple[Path, int]] = []
-    try:
-        for path in paths:
-            held.append((Path(path), _lock(Path(path))))
-        yield
-    finally:
-        for path, fd in reversed(held):
-            lock_path(path).unlink(missing_ok=True)  # before the unlock: a waiting run re-checks the name
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def published(final: str | Path, overwrite: bool = False, tag: str | None = None,
-              errors: tuple[type[BaseException], ...] = ()) -> Iterator[Path]:
-    """Context manager for a whole-file output: yields a temporary path to write, publishes it to
-    ``final`` when the block ends without error, removes it otherwise (temporary files beside it that
-    its writer made too, such as SQLite's journal of a GeoPackage).
-
-    Args:
-        final: the output path.
-        overwrite: replace an existing ``final`` (only at the very end).
-        tag: the temporary name's tag (default: unique to this run).
-        errors: more exception types that mean "the write failed" (e.g. pyogrio's); with OSError and
-            GDAL's errors they end in one :class:`RasterIOError` naming ``final`` and the cause.
-
-    Example:
-        >>> with published("item.json", overwrite=False) as tmp:
-        ...     tmp.write_text(text)
-    """
-    tmp = temporary_path(final, tag)
-    try:
-        try:
-            yield tmp
-        except LaleGeoError:
-            raise
-        except (RasterioError, CPLE_BaseError, OSError, *errors) as e:
-            # GDAL's logged errors are not collected here (that is fatal_write_errors' job, for callers
-            # that write with GDAL): a journal written beside a reading thread must not catch its messages.
-            raise RasterIOError(f"{final}: writing failed ({_first_line(str(e)) or type(e).__name__}); "
-                                "nothing was published") from None
-        publish(tmp, final, overwrite)
-    finally:
-        _remove_quietly(tmp, *(tmp.with_name(tmp.name + side) for side in ("-journal", "-wal", "-shm")))
+__all__ = ["COG_BLOCKSIZE", "RasterWriter", "fatal_write_errors", "row_digest"]
 
 
 def _holds_data(dataset, nodata, rows: int = 1024) -> bool:
     """Whether band 1 holds a value other than ``nodata`` (read by blocks of rows, stopping at the first)."""
     return any((dataset.read(1, window=Window(0, y, dataset.width, min(rows, dataset.height - y))) != nodata).any()
                for y in range(0, dataset.height, rows))
-
-
-def _remove_quietly(*paths: Path) -> None:
-    """Remove temporary files; one that cannot be removed must not hide the error that ended the run."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-
-
-def _first_line(text: str) -> str:
-    """The first line of a write error (an SQL error quotes its whole statement: that part goes)."""
-    return message_line(re.sub(r"sqlite3_exec\(.*\) failed: ", "SQLite: ", text), empty="")
 
 
 @contextlib.contextmanager
@@ -204,10 +48,10 @@ def fatal_write_errors(path: Path, doing: str, errors: tuple[type[BaseException]
         except LaleGeoError:
             raise
         except (RasterioError, CPLE_BaseError, OSError, *errors) as e:
-            cause = _first_line(gdal.errors[0] if gdal.errors else str(e)) or type(e).__name__
+            cause = write_error_line(gdal.errors[0] if gdal.errors else str(e)) or type(e).__name__
             raise RasterIOError(f"{path}: {doing} failed ({cause}); nothing was published") from None
     if gdal.errors:
-        raise RasterIOError(f"{path}: {doing} failed ({_first_line(gdal.errors[0])}); nothing was published")
+        raise RasterIOError(f"{path}: {doing} failed ({write_error_line(gdal.errors[0])}); nothing was published")
 
 
 def row_digest(data: np.ndarray) -> str:
@@ -304,7 +148,7 @@ class RasterWriter:
     def _drop_pyramid(self) -> None:
         if self._pyramid is not None:
             self._pyramid.close()
-            _remove_quietly(*self._pyramid.paths)
+            remove_quietly(*self._pyramid.paths)
             self._pyramid = None
 
     def commit(self) -> Path:
@@ -368,4 +212,4 @@ class RasterWriter:
         for p in (self.tmp, self._cog, self._vrt):
             p.unlink(missing_ok=True)
         # overview files of an interrupted run that this (resumed) writer did not make
-        _remove_quietly(*self.tmp.parent.glob(glob.escape(self.tmp.name) + ".ovr*"))
+        remove_quietly(*self.tmp.parent.glob(glob.escape(self.tmp.name) + ".ovr*"))

@@ -9,8 +9,8 @@ from rasterio.transform import Affine
 
 from lale_geo.errors import InvalidInputError, OutputExistsError, RasterIOError
 from lale_geo.pipeline import predict
+from lale_geo.stitching import OUTPUT_NODATA
 from lale_geo.weights import DEFAULT_WEIGHTS, list_weights, load_weights
-from lale_geo.writers import OUTPUT_NODATA
 from tests.helpers import ConstantModel, LocalModel, card_for
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from lale_geo.raster import read_padded
 from lale_geo.stitching import RowStitcher, labels_and_confidence, softmax
-from lale_geo.tiling import TileGrid, read_padded
+from lale_geo.tiling import TileGrid
 
 
 def stitch(image, tile, overlap, model):

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lale_geo.tiling import Tile, TileGrid, axis_origins, read_padded
+from lale_geo.raster import read_padded
+from lale_geo.tiling import Tile, TileGrid, axis_origins
 
 
 @settings(max_examples=200, deadline=None)

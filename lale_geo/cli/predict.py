@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from ..engines import ENGINES, ModelAndCard
+from ..files import check_output
 from ..pipeline import PredictSummary, plan, predict
 from ..settings import PRECISIONS, InferenceSettings
 from ..tta import TTA_MODES
 from ..weights import DEFAULT_WEIGHTS, random_weights
-from ..writers import check_output
 from .main import cli_message
 from .options import (
     batch_size_option,

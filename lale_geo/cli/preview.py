@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..files import check_output
 from ..preview import render_preview
-from ..writers import check_output
 from .options import overwrite_option
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from lale_geo.writers import locked_outputs
+from lale_geo.files import locked_outputs
 from tests.faults.common import CLI_MODEL, assert_failed_in_one_line, run_cli, snapshot, write_scene
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from lale_geo.errors import OutputLockedError
+from lale_geo.files import locked_outputs
 from lale_geo.pipeline import predict
-from lale_geo.writers import locked_outputs
 from tests.faults.common import snapshot, write_scene
 from tests.helpers import LocalModel, card_for
 
