@@ -127,3 +127,16 @@ def test_bands_that_cannot_be_stacked_are_one_line_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="2 band file"):
         predict(files[:2], tmp_path / "map.tif", model=MODEL, **CPU)
     assert not (tmp_path / "map.tif").exists() and not list(tmp_path.glob(".*"))
+
+
+def test_segment_reads_band_files_through_the_same_vrt(tmp_path):
+    """The VRT's XML opens in rioxarray as it is: segment() on band files gives predict's map."""
+    import rioxarray
+
+    from lale_geo.xarray_api import segment
+
+    files, _ = bands(tmp_path)
+    source = item(tmp_path, [f.name for f in files])
+    predict(source, tmp_path / "map.tif", model=MODEL, **CPU)
+    da = rioxarray.open_rasterio(stack_vrt(item_band_files(source, ["red", "green", "blue"])), chunks={"x": 128})
+    np.testing.assert_array_equal(segment(da, model=MODEL, **CPU).values, labels(tmp_path / "map.tif")[0])
