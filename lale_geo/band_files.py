@@ -19,7 +19,8 @@ from urllib.request import urlopen
 from xml.sax.saxutils import escape
 
 from .errors import InvalidInputError, RasterIOError
-from .raster import is_remote, open_raster
+from .files import is_remote
+from .raster import open_raster
 
 _INTERP = {"red": "Red", "green": "Green", "blue": "Blue"}
 _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",

@@ -20,9 +20,10 @@ import numpy as np
 
 from .engines import ModelAndCard
 from .errors import LaleGeoError, message_line
+from .outputs import FinishedRows
 from .raster import open_raster, reading_env
 from .settings import InferenceSettings, ResolvedSettings
-from .stitching import FinishedRows, finish_rows
+from .stitching import finish_rows
 from .strips import read_region
 from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks

@@ -23,8 +23,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from .engines import Engine
-from .outputs import MapOutputs
-from .stitching import Band, FinishedRows, finish_rows
+from .outputs import FinishedRows, MapOutputs
+from .stitching import Band, finish_rows
 from .strips import ColumnBlock, Handover, StripSource
 from .tiles import stream_scene
 from .tiling import TileGrid

@@ -355,8 +355,8 @@ def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = Fals
         >>> remap_worldcover("ESA_WorldCover_10m_2021_v200_N00E006_Map.tif", "aras_labels.tif")
     """
     from .files import check_output
+    from .outputs import OUTPUT_NODATA
     from .raster import open_raster
-    from .stitching import OUTPUT_NODATA
     from .writers import RasterWriter
 
     table = ClassTable.read(shipped_class_tables()["aras400k"])

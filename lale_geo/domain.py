@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from rasterio.errors import CRSError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # type hints only: the guard needs just .low/.high of a scali
     from affine import Affine
     from rasterio.crs import CRS
 
-    from .datasets import RasterSample, Sample
     from .scaling import Scaling
     from .weights import WeightsCard
 
@@ -42,6 +41,12 @@ MAX_Z = 3.0  # image statistics this many training spreads from the training ima
 # 8-bit data, below which a difference is JPEG noise and haze, not another domain.
 MIN_SPREAD = 0.02
 EARTH_RADIUS_M = 6_371_008.8  # mean radius: degrees to metres within 0.5 %, plenty for a 3x test
+
+
+class PixelSampled(Protocol):
+    """A training sample (``lale_geo.datasets`` images): a strided sample of its pixels."""
+
+    def pixel_sample(self, step: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def _spread(values: np.ndarray) -> np.ndarray:
     return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
 
 
-def profile_from_samples(samples: Iterable[Sample | RasterSample], input_range: Sequence[float], sensor: str,
+def profile_from_samples(samples: Iterable[PixelSampled], input_range: Sequence[float], sensor: str,
                          pixel_size_m: tuple[float, float] | None, note: str, step: int = 97) -> DomainProfile:
     """The profile of a training split, from about one pixel in ``step`` of each sample.
 

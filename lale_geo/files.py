@@ -16,10 +16,18 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 
 from .errors import InvalidInputError, LaleGeoError, OutputExistsError, OutputLockedError, RasterIOError, message_line
-from .raster import is_remote
 
-__all__ = ["check_output", "lock_path", "locked_outputs", "publish", "published", "remove_quietly", "temporary_path",
-           "write_error_line"]
+__all__ = ["REMOTE_PREFIXES", "check_output", "is_remote", "lock_path", "locked_outputs", "publish", "published",
+           "remove_quietly", "temporary_path", "write_error_line"]
+
+
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
+
+
+def is_remote(path: str | Path) -> bool:
+    """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
+    never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
+    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
 
 
 def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:

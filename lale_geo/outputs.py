@@ -9,6 +9,7 @@ import os
 import re
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,28 @@ from rasterio.windows import Window
 
 from . import __version__
 from .errors import RasterIOError
-from .files import published, temporary_path
-from .raster import gdal_messages, is_remote
+from .files import is_remote, published, temporary_path
+from .raster import gdal_messages
 from .scaling import Scaling
-from .stitching import OUTPUT_NODATA, FinishedRows
 from .weights import WeightsCard
 from .writers import RasterWriter, row_digest
+
+OUTPUT_NODATA = 255  # the maps' nodata value: distinct from every class id (at most 255 classes)
+
+
+@dataclass
+class FinishedRows:
+    """What is written for scene rows: uint8 class ids, and optionally uint8 percent probabilities
+    (classes, rows, width) and top-1 confidence; ``OUTPUT_NODATA`` on invalid pixels. This, not float
+    logits, is what cluster workers send back (1 byte per pixel for a map)."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.labels, self.probabilities, self.confidence) if a is not None)
 
 
 def map_tags(resolved, scaling: str, bands, engine: str) -> dict[str, str]:

@@ -21,13 +21,12 @@ from .column_maps import predict_in_column_blocks, tiles_of
 from .domain import guard
 from .engines import ModelAndCard
 from .errors import InvalidInputError
-from .files import check_output, locked_outputs
-from .outputs import MapOutputs, map_tags, run_key
+from .files import check_output, is_remote, locked_outputs
+from .outputs import OUTPUT_NODATA, MapOutputs, map_tags, run_key
 from .raster import (
     GDAL_CACHE_BYTES,
     check_dtype,
     check_georeferencing,
-    is_remote,
     open_raster,
     read_window,
     reading_env,
@@ -36,7 +35,7 @@ from .raster import (
 from .scaling import Scaling, decide_scaling, fill_values, fixed_scaling
 from .scene_sample import sample_scene
 from .settings import InferenceSettings, ResolvedSettings, settings_with
-from .stitching import OUTPUT_NODATA, Band, finish_rows
+from .stitching import Band, finish_rows
 from .strips import MAX_READ_ROWS, StripSource, column_blocks, whole_width
 from .tiles import stream_scene
 from .tiling import TileGrid, first_row_touching

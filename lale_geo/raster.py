@@ -20,17 +20,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from .errors import InvalidInputError, RasterIOError
+from .files import is_remote
 
 _COLOUR_NAMES = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
-
-
-REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
-
-
-def is_remote(path: str | Path) -> bool:
-    """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
-    never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
-    return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)
 
 
 _GDAL_LOGGERS = ("rasterio._env", "rasterio._err")

@@ -10,8 +10,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from .errors import InvalidInputError, LaleGeoError, OutputExistsError
+from .files import is_remote
 from .pipeline import PredictSummary, Progress, predict
-from .raster import is_remote
 from .settings import InferenceSettings, one_engine_for_all
 
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")  # what a folder of scenes is searched for

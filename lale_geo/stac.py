@@ -33,9 +33,9 @@ from .cache import cache_dir
 from .checksums import sha256_of
 from .classmap import class_colours_for, class_names_for
 from .errors import InvalidInputError, LaleGeoError
-from .files import check_output, locked_outputs, published
+from .files import check_output, is_remote, locked_outputs, published
 from .info import raster_info
-from .raster import is_remote, open_raster
+from .raster import open_raster
 
 MEDIA_TYPES = {
     ".tif": pystac.MediaType.COG, ".tiff": pystac.MediaType.COG,

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .outputs import OUTPUT_NODATA, FinishedRows
 from .tiling import Tile, TileGrid
-
-OUTPUT_NODATA = 255  # the maps' nodata value: distinct from every class id (at most 255 classes)
 
 
 @dataclass
@@ -142,21 +141,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 0 of (C, H, W) logits."""
     e = np.exp(logits - logits.max(axis=0, keepdims=True))
     return e / e.sum(axis=0, keepdims=True)
-
-
-@dataclass
-class FinishedRows:
-    """What is written for scene rows: uint8 class ids, and optionally uint8 percent probabilities
-    (classes, rows, width) and top-1 confidence; ``OUTPUT_NODATA`` on invalid pixels. This, not float
-    logits, is what cluster workers send back (1 byte per pixel for a map)."""
-
-    labels: np.ndarray
-    probabilities: np.ndarray | None = None
-    confidence: np.ndarray | None = None
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.labels, self.probabilities, self.confidence) if a is not None)
 
 
 def finish_rows(logits: np.ndarray, valid: np.ndarray, probabilities: bool = False,

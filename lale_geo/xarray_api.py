@@ -19,11 +19,11 @@ import xarray as xr
 from .domain import guard_grid
 from .engines import ModelAndCard
 from .errors import InvalidInputError
-from .outputs import map_tags
+from .outputs import OUTPUT_NODATA, map_tags
 from .raster import valid_pixels
 from .scaling import Scaling, fill_values, fixed_scaling, sample_scaling
 from .settings import InferenceSettings, ResolvedSettings, settings_with
-from .stitching import OUTPUT_NODATA, finish_rows, softmax
+from .stitching import finish_rows, softmax
 from .tiles import ArraySource, predict_region
 from .tiling import Block, TileGrid, plan_blocks
 

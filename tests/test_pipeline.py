@@ -8,8 +8,8 @@ import torch
 from rasterio.transform import Affine
 
 from lale_geo.errors import InvalidInputError, OutputExistsError, RasterIOError
+from lale_geo.outputs import OUTPUT_NODATA
 from lale_geo.pipeline import predict
-from lale_geo.stitching import OUTPUT_NODATA
 from lale_geo.weights import DEFAULT_WEIGHTS, list_weights, load_weights
 from tests.helpers import ConstantModel, LocalModel, card_for
 

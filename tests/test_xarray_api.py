@@ -6,8 +6,8 @@ import rioxarray
 import xarray as xr
 
 from lale_geo.errors import InvalidInputError
+from lale_geo.outputs import OUTPUT_NODATA
 from lale_geo.pipeline import predict
-from lale_geo.stitching import OUTPUT_NODATA
 from lale_geo.xarray_api import segment
 from tests.helpers import LocalModel, card_for
 
