@@ -37,7 +37,7 @@ TEST_CORNER = {"flair_0": (0, 256), "flair_2": (0, 0), "flair_3": (256, 256)}
 UNSEEN = ("flair_3", "flair_0")  # each left out in turn: an image of the region that adapt never saw
 
 RECIPES = {
-    "default (decoder only)": {},  # lale_geo.adaptation.Recipe: see its docstring
+    "default (decoder only)": {},  # lale_geo.training.adaptation.Recipe: see its docstring
     "decoder, distillation .5": dict(distillation=0.5),
     "whole network, 100 st": dict(lr=5e-4, steps=100, freeze=(), distillation=0.0),
     "whole network, 600 st": dict(lr=5e-4, steps=600, freeze=(), distillation=0.0),
@@ -66,7 +66,7 @@ def write_pieces(out: Path, names: list[str]) -> None:
 
 
 def test_samples(names: list[str], whole: bool = False):
-    from lale_geo.datasets import Sample
+    from lale_geo.training.datasets import Sample
 
     samples = []
     for name in names:
@@ -80,8 +80,8 @@ def test_samples(names: list[str], whole: bool = False):
 
 
 def score(weights: str | Path, samples) -> dict:
-    from lale_geo.engines import TorchEngine
-    from lale_geo.evaluation import Tiling, evaluate
+    from lale_geo.inference.engines import TorchEngine
+    from lale_geo.training.evaluation import Tiling, evaluate
     from lale_geo.weights import load_weights
 
     model, card = load_weights(weights)
@@ -105,7 +105,7 @@ def main() -> None:
         sys.exit(f"{FLAIR}: not found (flair-dev lives in the shared data folder beside the repository)")
     import torch
 
-    from lale_geo.adaptation import Recipe, adapt
+    from lale_geo.training.adaptation import Recipe, adapt
 
     torch.set_num_threads(args.threads)
     names = list(TEST_CORNER)

@@ -22,8 +22,8 @@ import rasterio
 import rasterio.shutil
 from rasterio.transform import from_origin
 
-from lale_geo.datasets import load_split, resolve_class_table
-from lale_geo.writers import COG_BLOCKSIZE, RasterWriter
+from lale_geo.io.writers import COG_BLOCKSIZE, RasterWriter
+from lale_geo.training.datasets import load_split, resolve_class_table
 
 DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial"
 

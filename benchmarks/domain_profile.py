@@ -4,7 +4,7 @@
 
 Loads the training split with its class table and measures, on [0, 1]-scaled pixels (input range 0-255,
 as in training), the pooled band mean/std and the spread of per-image means and stds across images
-(lale_geo.domain.profile_from_samples). The pixel size range is the sensor class, not a measurement:
+(lale_geo.inference.domain.profile_from_samples). The pixel size range is the sensor class, not a measurement:
 the dataset carries no geotransform.
 """
 
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lale_geo.datasets import load_split, resolve_class_table
-from lale_geo.domain import profile_from_samples
+from lale_geo.inference.domain import profile_from_samples
+from lale_geo.training.datasets import load_split, resolve_class_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial"
 SENSOR = "VHR RGB satellite/aerial (MBRSC, Dubai)"

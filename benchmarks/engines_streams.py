@@ -17,7 +17,7 @@ import time
 import numpy as np
 import openvino as ov
 
-from lale_geo.engines import export_onnx, normalise
+from lale_geo.inference.engines import export_onnx, normalise
 from lale_geo.weights import load_weights
 
 

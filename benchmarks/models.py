@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from lale_geo.engines import create_engine
+from lale_geo.inference.engines import create_engine
 from lale_geo.models import count_macs, count_params, create_model
 from lale_geo.weights import ClassInfo, WeightsCard, weights_size_mb
 

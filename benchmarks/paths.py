@@ -32,7 +32,7 @@ from _scenes import labels, make_scene, make_tile, real_scene  # noqa: E402
 
 CLI = """
 import json, sys, time
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 start = time.perf_counter()
 summary = predict(sys.argv[1], sys.argv[2], overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - start, "engine": summary.engine}))
@@ -50,7 +50,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "engine": "segment (da
 
 CLUSTER = """
 import json, sys, time
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 start = time.perf_counter()
 summary = predict(sys.argv[1], sys.argv[2], overwrite=True, scheduler=sys.argv[3])
 c = summary.cluster

@@ -55,7 +55,7 @@ save_mask_to_raster(sys.argv[1], mask, sys.argv[3])
 def export_for_geodeep(path: Path, resolution_cm: float) -> Path:
     """The shipped weights as a GeoDeep "Segmentor" (``lale-geo export``): [0, 1] input in, class
     probabilities out, GeoDeep's tile size and overlap."""
-    from lale_geo.onnx_export import export_for_tools
+    from lale_geo.inference.onnx_export import export_for_tools
 
     return export_for_tools("lale_s1_dubai", path, tile_size=GEODEEP_TILE,
                             overlap=round(GEODEEP_OVERLAP * GEODEEP_TILE), resolution_cm=resolution_cm, overwrite=True)
@@ -93,7 +93,7 @@ def seam_measure(labels: np.ndarray, edges: list[int], lattice: int = LATTICE) -
 
 
 def our_edges(size: int, tile: int, overlap: int) -> list[int]:
-    from lale_geo.tiling import axis_origins
+    from lale_geo.inference.grid import axis_origins
 
     origins = axis_origins(size, tile, overlap)
     return sorted({o for o in origins} | {o + tile for o in origins})

@@ -32,7 +32,7 @@ from _scenes import make_scene, make_tile, real_scene
 def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int) -> tuple[float, str]:
     """Seconds for the engine alone on ``tiles`` tiles (run in this process), built from the same settings
     as the run (precision auto included), and its name."""
-    from lale_geo.settings import InferenceSettings
+    from lale_geo.inference.settings import InferenceSettings
 
     runner = InferenceSettings(weights=weights, engine=engine, device="cpu", batch_size=batch,
                                tile_size=tile_size).resolve().create_engine()
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     args.wide = args.wide if args.wide is not None else [[512, 120000]]
     engines = args.engines or ["torch"] + [e for e in ("onnxruntime", "openvino") if importlib.util.find_spec(e)]
-    from lale_geo.tiling import TileGrid
+    from lale_geo.inference.grid import TileGrid
     from lale_geo.weights import load_card
 
     card = load_card(args.weights)

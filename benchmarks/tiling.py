@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lale_geo.datasets import load_split, resolve_class_table
-from lale_geo.engines import TorchEngine, normalise
-from lale_geo.metrics import confusion_matrix, scores
-from lale_geo.tiles import predict_array
-from lale_geo.tiling import TileGrid
+from lale_geo.inference.engines import TorchEngine, normalise
+from lale_geo.inference.grid import TileGrid
+from lale_geo.inference.tile_loop import predict_array
+from lale_geo.training.datasets import load_split, resolve_class_table
+from lale_geo.training.metrics import confusion_matrix, scores
 from lale_geo.weights import load_weights
 
 DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial"

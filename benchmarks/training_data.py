@@ -25,8 +25,8 @@ FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "
 
 LOAD_AND_SAMPLE = """
 import sys, time
-from lale_geo.datasets import ClassTable, load_split
-from lale_geo.training import CropSampler, normalisation_for
+from lale_geo.training.datasets import ClassTable, load_split
+from lale_geo.training.trainer import CropSampler, normalisation_for
 root, limit, steps = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 table = ClassTable.read(root + "/classes.json")
 start = time.perf_counter()
@@ -82,7 +82,7 @@ def main() -> None:
                                               str(args.steps)])
             kind, loaded, per_batch = out.split()
             print(f"{name + ' (' + kind + ')':<34}{loaded:>8}{per_batch:>10}{rss:>13.0f}", flush=True)
-        _, rss, _ = run_measured([sys.executable, "-c", "import lale_geo.training; print(0)"])
+        _, rss, _ = run_measured([sys.executable, "-c", "import lale_geo.training.trainer; print(0)"])
         print(f"{'(imports only)':<34}{'':>8}{'':>10}{rss:>13.0f}")
 
 

@@ -24,7 +24,7 @@ WORLDCOVER = (Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 OURS = """
 import sys
-from lale_geo.polygons import vectorize_to_file
+from lale_geo.maps.polygons import vectorize_to_file
 summary = vectorize_to_file(sys.argv[1], sys.argv[2], block_size=int(sys.argv[3]), min_pixels=int(sys.argv[4]),
                             simplify=float(sys.argv[5]) or None)
 print(summary.polygons)
@@ -75,7 +75,7 @@ def main() -> None:
                                                str(args.block), "10", "0.00005"]),
             ("whole array (shapes + geopandas)", [sys.executable, "-c", WHOLE_ARRAY, str(raster), f"{tmp}/c.gpkg"]),
         ]
-        rows += [("(imports only: ours)", [sys.executable, "-c", "import lale_geo.polygons, pyogrio; print(0)"]),
+        rows += [("(imports only: ours)", [sys.executable, "-c", "import lale_geo.maps.polygons, pyogrio; print(0)"]),
                  ("(imports only: whole array)", [sys.executable, "-c",
                                                   "import geopandas, rasterio.features, shapely; print(0)"])]
         polygonize = shutil.which("gdal_polygonize.py") or shutil.which("gdal_polygonize")

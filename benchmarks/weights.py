@@ -15,10 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-from lale_geo.datasets import load_split, resolve_class_table
-from lale_geo.engines import TorchEngine
-from lale_geo.evaluation import Tiling, evaluate
-from lale_geo.settings import InferenceSettings
+from lale_geo.inference.engines import TorchEngine
+from lale_geo.inference.settings import InferenceSettings
+from lale_geo.training.datasets import load_split, resolve_class_table
+from lale_geo.training.evaluation import Tiling, evaluate
 
 DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dubai-aerial"
 

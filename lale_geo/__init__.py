@@ -7,18 +7,61 @@ never imports geopandas, ``vectorize`` never imports torch); ``dir()`` and type 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 _API = {
-    "vectorize": "polygons", "vectorize_to_file": "polygons", "VectorizeSummary": "polygons",
-    "segment": "xarray_api", "predict": "pipeline", "plan": "pipeline", "PredictSummary": "pipeline",
-    "Plan": "pipeline", "InferenceSettings": "settings",
-    "adapt": "adaptation", "Recipe": "adaptation", "AdaptResult": "adaptation",
+    "vectorize": "maps.polygons", "vectorize_to_file": "maps.polygons", "VectorizeSummary": "maps.polygons",
+    "segment": "inference.segment", "predict": "inference.predict", "plan": "inference.predict",
+    "PredictSummary": "inference.predict", "Plan": "inference.predict", "InferenceSettings": "inference.settings",
+    "adapt": "training.adaptation", "Recipe": "training.adaptation", "AdaptResult": "training.adaptation",
     "create_model": "models", "list_models": "models",
     "load_weights": "weights", "random_weights": "weights", "list_weights": "weights",
-    "stac_item": "stac", "write_stac_item": "stac",
+    "stac_item": "maps.stac", "write_stac_item": "maps.stac",
+}
+
+# Where the modules of the flat layout went (0.1): ``import lale_geo.settings`` still works for one release,
+# with a DeprecationWarning naming the new place.
+MOVED = {
+    "raster": "io.raster",
+    "scene_sample": "io.scene_sample",
+    "scaling": "io.scaling",
+    "band_files": "io.band_files",
+    "classmap": "io.classmap",
+    "writers": "io.writers",
+    "overviews": "io.overviews",
+    "outputs": "io.outputs",
+    "settings": "inference.settings",
+    "tiling": "inference.grid",
+    "tiles": "inference.tile_loop",
+    "stitching": "inference.stitching",
+    "strips": "inference.strips",
+    "column_maps": "inference.column_maps",
+    "tta": "inference.tta",
+    "domain": "inference.domain",
+    "engines": "inference.engines",
+    "onnx_models": "inference.onnx_models",
+    "onnx_export": "inference.onnx_export",
+    "pipeline": "inference.predict",
+    "scenes": "inference.scenes",
+    "cluster": "inference.cluster",
+    "xarray_api": "inference.segment",
+    "info": "maps.info",
+    "preview": "maps.preview",
+    "stac": "maps.stac",
+    "polygons": "maps.polygons",
+    "datasets": "training.datasets",
+    "augment": "training.augment",
+    "training": "training.trainer",
+    "evaluation": "training.evaluation",
+    "metrics": "training.metrics",
+    "quantize": "training.quantize",
+    "adaptation": "training.adaptation",
 }
 
 __all__ = [  # written out for linters and type checkers; the same names as _API (a test checks)
@@ -28,14 +71,14 @@ __all__ = [  # written out for linters and type checkers; the same names as _API
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported on first use
-    from .adaptation import AdaptResult, Recipe, adapt
+    from .inference.predict import Plan, PredictSummary, plan, predict
+    from .inference.segment import segment
+    from .inference.settings import InferenceSettings
+    from .maps.polygons import VectorizeSummary, vectorize, vectorize_to_file
+    from .maps.stac import stac_item, write_stac_item
     from .models import create_model, list_models
-    from .pipeline import Plan, PredictSummary, plan, predict
-    from .polygons import VectorizeSummary, vectorize, vectorize_to_file
-    from .settings import InferenceSettings
-    from .stac import stac_item, write_stac_item
+    from .training.adaptation import AdaptResult, Recipe, adapt
     from .weights import list_weights, load_weights, random_weights
-    from .xarray_api import segment
 
 
 def __getattr__(name: str):
@@ -46,3 +89,25 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``lale_geo.<old name>`` as the module at its new place (the same module object)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, name = fullname.partition(".")
+        if prefix != __name__ or name not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec):
+        new = f"{__name__}.{MOVED[spec.name.partition('.')[2]]}"
+        warnings.warn(f"{spec.name} moved to {new}; import it from there (the old name goes in the next release)",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module(new)
+
+    def exec_module(self, module) -> None:
+        """Nothing to run: the module at its new place is already imported."""
+
+
+sys.meta_path.append(_MovedModules())

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_WEIGHTS = "lale_s1_dubai"
 
 
-ONNX_MODEL = "onnx"  # the card of an ONNX graph from another tool, run as it is (lale_geo.onnx_models)
+ONNX_MODEL = "onnx"  # the card of an ONNX graph from another tool, run as it is (lale_geo.inference.onnx_models)
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class WeightsCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     lale_geo_version: str = ""
-    domain: dict[str, Any] | None = None  # a lale_geo.domain.DomainProfile as a dict; None: not checked
-    int8: dict[str, Any] | None = None  # an INT8 OpenVINO model beside the weights (lale_geo.quantize); None: none
+    domain: dict[str, Any] | None = None  # a lale_geo.inference.domain.DomainProfile as a dict; None: not checked
+    int8: dict[str, Any] | None = None  # an INT8 OpenVINO model beside the weights (training.quantize); None: none
 
     def __post_init__(self) -> None:
         where = f"weights card {self.name!r}"
@@ -296,7 +296,7 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
 
 
 def int8_paths(name_or_path: str | Path) -> tuple[Path, Path]:
-    """(model .xml, weights .bin) of the INT8 OpenVINO model beside the weights (see lale_geo.quantize)."""
+    """(model .xml, weights .bin) of the INT8 OpenVINO model beside the weights (see lale_geo.training.quantize)."""
     tensors, _ = resolve_weights(name_or_path)
     base = tensors.with_suffix("")
     return base.with_name(base.name + ".int8.xml"), base.with_name(base.name + ".int8.bin")
@@ -310,7 +310,7 @@ def verified_int8_model(name_or_path: str | Path, card: WeightsCard) -> Path:
     xml, binary = int8_paths(name_or_path)
     if not card.int8 or not xml.is_file() or not binary.is_file():
         raise WeightsError(f"{card.name}: no INT8 model beside the weights ({xml.name}); make one with "
-                           "lale_geo.quantize or use precision=fp32")
+                           "lale_geo.training.quantize or use precision=fp32")
     tensors, _ = resolve_weights(name_or_path)
     expected = [(binary, card.int8.get("sha256")), (xml, card.int8.get("xml_sha256")), (tensors, card.sha256)]
     for path, digest in expected:

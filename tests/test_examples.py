@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from PIL import Image
 
-from lale_geo.stac import validate_item
+from lale_geo.maps.stac import validate_item
 from lale_geo.weights import list_weights
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

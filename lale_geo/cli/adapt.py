@@ -43,7 +43,7 @@ def command(ctx, weights, data_root, out, time_budget, steps, lr, distillation, 
 
     import torch
 
-    from ..adaptation import Recipe, adapt
+    from ..training.adaptation import Recipe, adapt
     from ..weights import DEFAULT_WEIGHTS
 
     if threads:
@@ -65,7 +65,7 @@ def command(ctx, weights, data_root, out, time_budget, steps, lr, distillation, 
                        class_column=class_column, command=command_line, progress=progress)
     click.echo(f"{result.describe()}; wrote {out_path.with_suffix('.safetensors')}")
     if make_int8:
-        from ..quantize import quantize
+        from ..training.quantize import quantize
 
         entry = quantize(out_path.with_suffix(".safetensors"), None, command=command_line,
                          samples=(result.train, result.val))

@@ -6,12 +6,12 @@ import json
 
 import click
 
-from ..datasets import load_split, resolve_class_table
-from ..engines import ENGINES, TorchEngine
 from ..errors import DatasetError
-from ..evaluation import Tiling, evaluate
-from ..settings import PRECISIONS, InferenceSettings
-from ..tta import TTA_MODES
+from ..inference.engines import ENGINES, TorchEngine
+from ..inference.settings import PRECISIONS, InferenceSettings
+from ..inference.tta import TTA_MODES
+from ..training.datasets import load_split, resolve_class_table
+from ..training.evaluation import Tiling, evaluate
 from .options import (
     batch_size_option,
     classes_option,

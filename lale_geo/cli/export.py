@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..onnx_export import export_for_tools
+from ..inference.onnx_export import export_for_tools
 from ..weights import random_weights
 from .options import overlap_option, overwrite_option, tile_size_option, weights_option
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..info import raster_info
+from ..maps.info import raster_info
 from .options import json_option
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..datasets import IN_MEMORY_LIMIT_MB
+from ..training.datasets import IN_MEMORY_LIMIT_MB
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from ..engines import ENGINES, ModelAndCard
 from ..files import check_output
-from ..pipeline import PredictSummary, plan, predict
-from ..settings import PRECISIONS, InferenceSettings
-from ..tta import TTA_MODES
+from ..inference.engines import ENGINES, ModelAndCard
+from ..inference.predict import PredictSummary, plan, predict
+from ..inference.settings import PRECISIONS, InferenceSettings
+from ..inference.tta import TTA_MODES
 from ..weights import DEFAULT_WEIGHTS, random_weights
 from .main import cli_message
 from .options import (
@@ -153,7 +153,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
         click.echo(f"peak memory: about {p.peak_memory_mb:.0f} MB")
         return
     if vector:
-        from ..polygons import check_vector_output, vectorize_to_file  # geopandas: only when asked for
+        from ..maps.polygons import check_vector_output, vectorize_to_file  # geopandas: only when asked for
 
         check_vector_output(vector, overwrite, inputs=[*inputs, dst])
     if stac_datetime and not stac_item:
@@ -172,7 +172,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
         if vector:
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)
         if stac_item:
-            from ..stac import write_stac_item  # pystac and jsonschema: only when asked for
+            from ..maps.stac import write_stac_item  # pystac and jsonschema: only when asked for
 
             extras = {"confidence": confidence, "probabilities": probabilities, "polygons": vector}
             _, validated, unreachable = write_stac_item(
@@ -190,7 +190,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
 
 def _item_assets(sources, assets: tuple[str, ...], card) -> list[str]:
     """The band files a STAC item's ``--asset BAND=KEY`` choices give."""
-    from ..band_files import is_stac_item, item_band_files
+    from ..io.band_files import is_stac_item, item_band_files
 
     if len(sources) != 1 or not is_stac_item(sources[0]):
         raise click.UsageError("--asset needs one STAC item (.json) as SRC")
@@ -210,7 +210,7 @@ def _many_scenes(sources: tuple[str, ...], dst: str) -> bool:
 def many_scenes(sources, out_dir: str, settings: InferenceSettings, model, overwrite: bool, resume: bool,
                 scheduler: str | None, quiet: bool) -> None:
     """Every scene into ``out_dir``: a line per scene as it ends, then a summary; exit 1 if any failed."""
-    from ..scenes import predict_scenes
+    from ..inference.scenes import predict_scenes
 
     bars: list[_OpenedBar] = []
 

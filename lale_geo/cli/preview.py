@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..files import check_output
-from ..preview import render_preview
+from ..maps.preview import render_preview
 from .options import overwrite_option
 
 

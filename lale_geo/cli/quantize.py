@@ -18,7 +18,7 @@ def command(weights, data_root, split, val_split, tiles) -> None:
     import shlex
     import sys
 
-    from ..quantize import quantize
+    from ..training.quantize import quantize
     from ..weights import DEFAULT_WEIGHTS
 
     command_line = "lale-geo " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -1,6 +1,6 @@
 """``lale-geo stac``: a validated STAC item for a map already written (``predict --stac`` does it inline).
 
-lale_geo.stac (pystac, jsonschema) is imported only where an item is written: ``predict`` without
+lale_geo.maps.stac (pystac, jsonschema) is imported only where an item is written: ``predict`` without
 ``--stac`` imports this module for its options and should not pay for it.
 """
 
@@ -31,7 +31,7 @@ def parse_assets(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
         key, sep, path = value.partition("=")
         if not sep or not key or not path:
             raise click.BadParameter(f"{value!r}: expected KEY=PATH like confidence=conf.tif")
-        from ..stac import CLASSES_ASSET
+        from ..maps.stac import CLASSES_ASSET
 
         if key == CLASSES_ASSET or key in assets:
             raise click.BadParameter(f"{key!r}: {'the map itself' if key == CLASSES_ASSET else 'given twice'}; "
@@ -52,7 +52,7 @@ def report(item_path, validated: list[str], unreachable: list[str], quiet: bool)
     if not quiet:
         click.echo(f"wrote {item_path}: STAC item valid against {', '.join(map(schema_name, validated))}")
     if unreachable:
-        from ..stac import stac_schema_folder
+        from ..maps.stac import stac_schema_folder
 
         click.echo(f"Warning: {item_path}: could not fetch the {', '.join(map(schema_name, unreachable))} "
                    f"schema(s) to check them; to validate offline, put the schema files under "
@@ -73,7 +73,7 @@ stac_datetime_help = "Acquisition time of the scene for the STAC item (default: 
 @click.pass_context
 def command(ctx, src, dst, assets, moment, overwrite) -> None:
     """A STAC item (projection, file and classification extensions) for the lale-geo map SRC."""
-    from ..stac import write_stac_item
+    from ..maps.stac import write_stac_item
 
     _, validated, unreachable = write_stac_item(src, dst, overwrite=overwrite, extra_assets=assets, datetime=moment)
     report(dst, validated, unreachable, quiet=ctx.obj.get("verbosity", 0) < 0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..datasets import load_split, resolve_class_table
 from ..errors import OutputExistsError
-from ..training import TrainConfig, Trainer, card_fields_for, initial_model
+from ..training.datasets import load_split, resolve_class_table
+from ..training.trainer import TrainConfig, Trainer, card_fields_for, initial_model
 from .options import classes_option, data_option, in_memory_option, overwrite_option
 
 

@@ -7,8 +7,8 @@ import warnings
 
 import click
 
-from ..polygons import FORMATS, check_vector_output, vectorize_to_file
-from ..raster import open_raster
+from ..io.raster import open_raster
+from ..maps.polygons import FORMATS, check_vector_output, vectorize_to_file
 from .options import overwrite_option
 from .predict import parse_ints
 

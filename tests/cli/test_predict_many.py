@@ -10,7 +10,7 @@ import rasterio
 from click.testing import CliRunner
 
 from lale_geo.cli.main import cli
-from lale_geo.scenes import predict_scenes
+from lale_geo.inference.scenes import predict_scenes
 from lale_geo.weights import random_weights
 
 FAST = ["--random-weights", "lale_s1", "--tile-size", "128", "--overlap", "32", "--device", "cpu"]
@@ -73,13 +73,13 @@ def test_existing_maps_are_kept_unless_overwrite_and_resume_runs_the_rest(raster
 
 
 def test_one_engine_serves_every_scene(rasterio_fixtures, tmp_path, monkeypatch):
-    import lale_geo.settings
+    import lale_geo.inference.settings
 
     made = []
-    real = lale_geo.settings.create_engine
-    monkeypatch.setattr(lale_geo.settings, "create_engine", lambda *a, **k: made.append(1) or real(*a, **k))
+    real = lale_geo.inference.settings.create_engine
+    monkeypatch.setattr(lale_geo.inference.settings, "create_engine", lambda *a, **k: made.append(1) or real(*a, **k))
     a, b, _ = scenes(rasterio_fixtures, tmp_path / "in")
-    settings = lale_geo.settings.InferenceSettings(device="cpu", tile_size=128, overlap=32)
+    settings = lale_geo.inference.settings.InferenceSettings(device="cpu", tile_size=128, overlap=32)
     results = predict_scenes([a, b], tmp_path / "out", settings, model=random_weights("lale_s1"))
     assert [r.error for r in results] == [None, None] and len(made) == 1
 

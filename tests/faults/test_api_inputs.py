@@ -13,8 +13,8 @@ from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 
 from lale_geo.errors import InvalidInputError
-from lale_geo.pipeline import plan, predict
-from lale_geo.xarray_api import segment
+from lale_geo.inference.predict import plan, predict
+from lale_geo.inference.segment import segment
 from tests.faults.common import write_scene
 from tests.helpers import LocalModel, card_for
 

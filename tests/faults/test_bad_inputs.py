@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from lale_geo.cli.main import cli
 from lale_geo.errors import InvalidInputError
-from lale_geo.pipeline import predict
-from lale_geo.scaling import fixed_scaling
+from lale_geo.inference.predict import predict
+from lale_geo.io.scaling import fixed_scaling
 from tests.faults.common import CLI_MODEL, GRID, snapshot, write_scene
 from tests.helpers import LocalModel, card_for
 

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from lale_geo.errors import LaleGeoError
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import snapshot, write_scene
 from tests.helpers import LocalModel, card_for
 

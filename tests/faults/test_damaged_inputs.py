@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lale_geo.errors import RasterIOError
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import CLI_MODEL, assert_failed_in_one_line, run_cli, snapshot, write_scene
 from tests.faults.tiff import tile_extents
 from tests.helpers import LocalModel, card_for

@@ -10,7 +10,7 @@ import pytest
 
 from lale_geo.errors import OutputLockedError
 from lale_geo.files import locked_outputs
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import snapshot, write_scene
 from tests.helpers import LocalModel, card_for
 
@@ -25,14 +25,14 @@ def class_map(tmp_path_factory):
 
 def run(kind: str, src, dst):
     if kind == "vectorize":
-        from lale_geo.polygons import vectorize_to_file
+        from lale_geo.maps.polygons import vectorize_to_file
 
         return vectorize_to_file(src, dst)
     if kind == "stac":
-        from lale_geo.stac import write_stac_item
+        from lale_geo.maps.stac import write_stac_item
 
         return write_stac_item(src, dst)
-    from lale_geo.preview import render_preview
+    from lale_geo.maps.preview import render_preview
 
     return render_preview(src, dst)
 
@@ -43,7 +43,8 @@ def test_a_locked_output_fails_before_any_work(tmp_path, class_map, monkeypatch,
     import importlib
 
     opened = []
-    for module in ("lale_geo.polygons", "lale_geo.stac", "lale_geo.preview", "lale_geo.info", "lale_geo.classmap"):
+    for module in ("lale_geo.maps.polygons", "lale_geo.maps.stac", "lale_geo.maps.preview", "lale_geo.maps.info",
+                   "lale_geo.io.classmap"):
         module = importlib.import_module(module)
         if hasattr(module, "open_raster"):
             real = module.open_raster

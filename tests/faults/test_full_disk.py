@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from lale_geo.errors import RasterIOError
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import (
     CLI_MODEL,
     assert_failed_in_one_line,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyogrio
 import pytest
 
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import (
     assert_failed_in_one_line,
     assert_nothing_lost,

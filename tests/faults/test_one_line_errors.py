@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from lale_geo.inference.predict import predict
 from lale_geo.models import create_model
-from lale_geo.pipeline import predict
 from lale_geo.weights import save_weights
 from tests.faults.common import (
     CLI_MODEL,

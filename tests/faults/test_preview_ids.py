@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from lale_geo.preview import render_preview
+from lale_geo.maps.preview import render_preview
 from tests.faults.common import write_class_map
 
 WHITE = (255, 255, 255)  # how preview draws nodata

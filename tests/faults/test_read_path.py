@@ -19,8 +19,8 @@ import rasterio
 from rasterio.enums import Resampling
 
 from lale_geo.errors import RasterIOError
-from lale_geo.pipeline import predict
-from lale_geo.raster import GDAL_CACHE_BYTES
+from lale_geo.inference.predict import predict
+from lale_geo.io.raster import GDAL_CACHE_BYTES
 from lale_geo.weights import load_card
 from tests.faults.common import GRID, snapshot, write_scene
 from tests.faults.tiff import damage_tile, image_count, tile_extents
@@ -172,7 +172,7 @@ def test_a_server_that_stops_answering_ends_in_one_line_after_the_time_out(tmp_p
 
 @pytest.mark.network
 def test_stac_accepts_a_map_url(tmp_path):
-    from lale_geo.stac import CLASSES_ASSET, write_stac_item
+    from lale_geo.maps.stac import CLASSES_ASSET, write_stac_item
 
     predict(write_scene(tmp_path / "scene.tif", 128), tmp_path / "map.tif", model=(LocalModel(3), card_for(3, 64, 16)),
             **CPU)
@@ -185,7 +185,7 @@ def test_stac_accepts_a_map_url(tmp_path):
 def test_remote_reads_time_out_and_retry_unless_the_user_set_otherwise(monkeypatch):
     from rasterio.env import getenv
 
-    from lale_geo.raster import reading_env
+    from lale_geo.io.raster import reading_env
 
     monkeypatch.delenv("GDAL_HTTP_TIMEOUT", raising=False)
     with reading_env():

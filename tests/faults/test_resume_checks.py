@@ -11,7 +11,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from lale_geo.pipeline import predict
+from lale_geo.inference.predict import predict
 from tests.faults.common import write_scene
 from tests.helpers import LocalModel, card_for
 

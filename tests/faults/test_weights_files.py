@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from lale_geo.errors import WeightsError
-from lale_geo.settings import InferenceSettings
+from lale_geo.inference.settings import InferenceSettings
 from lale_geo.weights import DEFAULT_WEIGHTS, load_weights, shipped_weights_dir
 
 needs_openvino = pytest.mark.skipif(not __import__("importlib").util.find_spec("openvino"),

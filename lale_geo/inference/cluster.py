@@ -1,0 +1,217 @@
+"""Predict on a ``dask.distributed`` cluster: blocks aligned to the tile grid, computed where the workers
+are, sent back as finished uint8 rows (never float logits) and written here in row order.
+
+Each worker reads its block from the raster itself, with its halo, in one checked read (workers need the input at
+the same path or URL), creates its engine once per process and weights with the same ``auto`` rule as
+the CLI, and runs every tile that meets its block with the whole scene's blending weights, so the map
+is the one a local run writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LaleGeoError, message_line
+from ..io.outputs import FinishedRows
+from ..io.raster import open_raster, reading_env
+from ..weights import list_weights
+from .engines import ModelAndCard
+from .grid import Block, TileGrid, plan_blocks
+from .settings import InferenceSettings, ResolvedSettings
+from .stitching import finish_rows
+from .strips import read_region
+from .tile_loop import ArraySource, predict_region
+
+log = logging.getLogger(__name__)
+RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """What every block task of one run shares (small: the weights travel by name or as one scattered
+    object, not in this)."""
+
+    src: str
+    grid: TileGrid
+    bands: tuple[int, ...]
+    scale: tuple
+    fill: tuple[float, ...]
+    settings: InferenceSettings  # resolved: tiling filled in; weights None when they travel as an object
+    probabilities: bool
+    confidence: bool
+
+
+@dataclass
+class ClusterReport:
+    """What ran where."""
+
+    address: str
+    workers: int
+    threads: int
+    blocks: int
+    engine: str
+    bytes_received: int
+
+    def describe(self, pixels: int) -> str:
+        return (f"{self.engine} on {self.workers} dask worker(s) ({self.threads} thread(s)) at {self.address}, "
+                f"{self.blocks} blocks, {self.bytes_received / 1e6:.1f} MB of finished rows received "
+                f"({self.bytes_received / max(pixels, 1):.2f} B/px)")
+
+
+def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
+    """Finished rows of one block (runs on a worker) and the engine's name."""
+    pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
+    engine = ResolvedSettings(job.settings, pair).create_engine(block=True)
+    y, x, h, w = block.region
+    top, left, height, width = block.extent  # the block with its halo, read once
+    with reading_env(), open_raster(job.src) as scene:
+        pixels, valid = read_region(scene, job.bands, top, left, height, width)
+    source = ArraySource(pixels, valid, job.fill, origin=(top, left))
+    logits = predict_region(source, job.grid, block.region, engine, job.scale, job.settings.batch_size)
+    block_valid = valid[y - top:y - top + h, x - left:x - left + w]
+    return finish_rows(logits, block_valid, job.probabilities, job.confidence), engine.name
+
+
+def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
+                   write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None = None,
+                   block_size: int = 4096, resume_at: int = 0, connecting: Connection | None = None) -> ClusterReport:
+    """Compute every block of ``job.grid`` on the cluster at ``address`` and hand finished rows to
+    ``write(y0, rows)`` in row order. At most a few rows of blocks are in flight, so memory stays
+    bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped.
+    ``connecting``: the connection started earlier (:class:`Connection`), else one is made here."""
+    client = (connecting or Connection(address)).client()
+    try:
+        with client:
+            return _run_blocks(client, address, job, resolved, write, progress, block_size, resume_at)
+    except (LaleGeoError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # the scheduler or the connection went away mid-run (workers are retried by Dask)
+        raise LaleGeoError(f"{address}: the dask cluster failed during the run ({type(e).__name__}: "
+                           f"{message_line(e)}); nothing was published") from None
+
+
+class Connection:
+    """A client for the scheduler at ``address``, connected in a background thread from the moment this is
+    made: importing ``distributed`` and connecting (about a second) overlap opening the scene and deciding
+    the run. ``client()`` waits for it; ``close()`` lets go of one that was never used."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._client, self._error, self._abandoned = None, None, False
+        threading.Thread(target=self._connect, name="lale-geo-connect", daemon=True).start()
+
+    def _connect(self) -> None:
+        try:
+            from distributed import Client
+
+            # not the default client: the user's own dask computations must not move onto this cluster
+            client = Client(self.address, timeout="20s", set_as_default=False)
+        except Exception as e:  # noqa: BLE001 - handed to the caller by client()
+            self._error = e
+            client = None
+        with self._lock:
+            self._client = client
+            self._done.set()
+            if self._abandoned and client is not None:  # the run ended before it needed the cluster
+                client.close()
+
+    def client(self):
+        self._done.wait()
+        if self._error is not None:  # unreachable, not host:port, or the connection failed half-way
+            usual = isinstance(self._error, (OSError, TimeoutError, ValueError, TypeError))
+            cause = message_line(self._error) if usual else f"{type(self._error).__name__}: {message_line(self._error)}"
+            raise LaleGeoError(f"{self.address}: cannot reach the dask scheduler ({cause}); "
+                               "give its address as tcp://HOST:PORT") from None
+        return self._client
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the client; one still connecting is closed by its thread (nobody waits for it)."""
+        with self._lock:
+            self._abandoned = True
+            client = self._client if self._done.is_set() else None
+        if client is not None:
+            client.close()
+
+
+def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
+                write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None,
+                block_size: int, resume_at: int) -> ClusterReport:
+    """The blocks of ``job`` on the connected ``client``, a few rows of blocks in flight, written in order."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    threads = sum(w["nthreads"] for w in workers.values()) or 1
+    rows = [row for row in plan_blocks(job.grid, block_size, threads)
+            if row[0].region[0] + row[0].region[2] > resume_at]
+    weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
+    in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
+    futures: list[list] = []
+
+    def submit(i: int) -> None:
+        futures.append([client.submit(compute_block, job, block, weights, priority=-i, pure=False)
+                        for block in rows[i]])
+
+    for i in range(min(in_flight, len(rows))):
+        submit(i)
+    received, engines, tiles_done = 0, set(), 0
+    for i, row in enumerate(rows):
+        results = [_result(client, f) for f in futures[i]]
+        futures[i] = None
+        if i + in_flight < len(rows):
+            submit(i + in_flight)
+        received += sum(r.nbytes for r, _ in results)
+        engines.update(name for _, name in results)
+        write(row[0].region[0], _join_columns([r for r, _ in results]))
+        if progress:  # tiles of the tile rows that start above the rows written
+            y_end = row[0].region[0] + row[0].region[2]
+            done = sum(t < y_end for t in job.grid.row_origins) * len(job.grid.col_origins)
+            progress(done - tiles_done)
+            tiles_done = done
+    return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
+                         received)
+
+
+def _result(client, future, grace: float = RECONNECT_GRACE_S):
+    """The future's result; a client that stays disconnected (the scheduler gone) for ``grace`` seconds
+    ends the wait: Dask would otherwise keep the future pending while it tries to reconnect."""
+    lost_since = None
+    while True:
+        try:
+            return future.result(timeout=1)
+        except TimeoutError:
+            if client.status == "running":
+                lost_since = None
+                continue
+            lost_since = lost_since or time.monotonic()
+            if client.status in ("closed", "closing") or time.monotonic() - lost_since > grace:
+                raise ConnectionError(f"lost the connection to the scheduler (client {client.status})") from None
+
+
+def worker_path(weights: str | None) -> str | None:
+    """Shipped weights by name; local weights files by absolute path (workers need not share our folder)."""
+    if weights is None or weights in list_weights():
+        return weights
+    return str(Path(weights).resolve())
+
+
+def _join_columns(parts: list[FinishedRows]) -> FinishedRows:
+    """One block row's finished rows, side by side."""
+
+    def join(name: str):
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays, axis=-1)
+
+    return FinishedRows(join("labels"), join("probabilities"), join("confidence"))

@@ -1,0 +1,202 @@
+"""``segment(da)``: the prediction engine for xarray/Dask users, lazy and georeferenced.
+
+The scene is cut into blocks aligned to the tile grid (:func:`lale_geo.inference.grid.plan_blocks`); each block
+runs every grid tile that meets it through the same tile loop and engine rule as ``lale-geo predict``,
+with the whole scene's blending weights, so blocks computed anywhere agree with the streamed map.
+Dask input stays lazy; each process (a local scheduler, a ``dask.distributed`` worker) creates its
+engine once per weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import dask
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from ..errors import InvalidInputError
+from ..io.outputs import OUTPUT_NODATA, map_tags
+from ..io.raster import valid_pixels
+from ..io.scaling import Scaling, fill_values, fixed_scaling, sample_scaling
+from .domain import guard_grid
+from .engines import ModelAndCard
+from .grid import Block, TileGrid, plan_blocks
+from .settings import InferenceSettings, ResolvedSettings, settings_with
+from .stitching import finish_rows, softmax
+from .tile_loop import ArraySource, predict_region
+
+
+def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: InferenceSettings, grid: TileGrid,
+                   block: Block, nodata, probabilities: bool) -> np.ndarray:
+    """Classes or probabilities of one block (runs in a Dask task); ``pixels`` is the block's extent."""
+    pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
+    engine = ResolvedSettings(settings, pair).create_engine(block=True)
+    scale = (np.asarray(scaling.low), np.asarray(scaling.high))
+    valid = valid_pixels(pixels, nodata)
+    if mask is not None:
+        valid &= np.asarray(mask, bool)
+    ey, ex = block.extent[:2]
+    source = ArraySource(pixels, valid, fill_values(scale, pair[1].mean), origin=(ey, ex))
+    logits = predict_region(source, grid, block.region, engine, scale, settings.batch_size)
+    ry, rx, rh, rw = block.region
+    core_valid = valid[ry - ey:ry - ey + rh, rx - ex:rx - ex + rw]
+    if probabilities:
+        probs = softmax(logits)
+        probs[:, ~core_valid] = np.nan
+        return probs
+    return finish_rows(logits, core_valid).labels
+
+
+def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard | tuple | None = None,
+            probabilities: bool = False, block_size: int = 4096, mask: xr.DataArray | np.ndarray | None = None,
+            **options) -> xr.DataArray:
+    """Land-cover classes (or per-class probabilities) of a (band, y, x) DataArray.
+
+    Args:
+        da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)``.
+        weights: shipped weights name or path (default: the shipped default weights).
+        model: an explicit (model, card) pair instead of ``weights`` (e.g. ``random_weights()``).
+        probabilities: return (class, y, x) float32 probabilities (NaN on nodata) instead of class ids.
+        block_size: largest output block edge in pixels; blocks follow the tile grid, and a scene gets
+            at least one block per thread of the current Dask scheduler when it is large enough. A block
+            holds its float32 logits (classes x block) while it runs.
+        mask: optional (y, x) validity (True = valid), e.g. from an alpha band or a GDAL mask; nodata
+            values and NaN are always masked.
+        options: :class:`~lale_geo.inference.settings.InferenceSettings` fields (``bands``: 1-based positions
+            along ``band`` in the weights' order; ``scale``; ``tile_size``, ``overlap``, ``batch_size``,
+            ``device``, ``engine``), as for ``lale-geo predict``.
+
+    Returns:
+        uint8 class ids (nodata 255) with the input's y/x coordinates, CRS and transform and attrs
+        ``class_names``, ``class_colours``, ``_FillValue`` and the ``LALE_GEO_*`` tags ``predict`` writes
+        (``rio.to_raster`` writes them, so ``lale-geo info``, ``vectorize``, ``preview`` and ``stac`` read
+        the file like one of predict's maps); lazy when ``da`` is Dask-backed.
+
+    Example:
+        >>> da = rioxarray.open_rasterio("scene.tif", chunks=True)
+        >>> classes = lale_geo.segment(da)          # lazy
+        >>> classes.rio.to_raster("landcover.tif")  # computes
+    """
+    da = _checked_image(da)
+    resolved = settings_with(InferenceSettings(weights=weights), options).resolve(model)
+    card, settings = resolved.card, resolved.settings
+    if settings.bands is not None:
+        outside = [b for b in settings.bands if b > da.sizes["band"]]
+        if outside:
+            raise InvalidInputError(f"bands={list(settings.bands)}: band(s) {outside} beyond the array's "
+                                    f"{da.sizes['band']} (bands are 1-based)")
+        if len(settings.bands) != len(card.bands):
+            raise InvalidInputError(f"bands={list(settings.bands)}: {len(settings.bands)} band(s), the weights "
+                                    f"need {len(card.bands)} ({', '.join(card.bands)})")
+        da = da.isel(band=[b - 1 for b in settings.bands])
+    if da.sizes["band"] != len(card.bands):
+        raise InvalidInputError(f"segment: {da.sizes['band']} band(s), the weights need {len(card.bands)} "
+                                f"({', '.join(card.bands)}); pick them with bands=[...]")
+    _, H, W = da.shape
+    if hasattr(da, "rio") and da.rio.crs is not None:  # the grid alone: nothing is computed
+        for warning in guard_grid(card, da.rio.crs, da.rio.transform(), H, W, strict=settings.strict_domain,
+                                  name="segment"):
+            warnings.warn(warning, stacklevel=2)
+    grid = TileGrid(H, W, resolved.tile_size, resolved.overlap)
+    nodata = da.rio.nodata if hasattr(da, "rio") else da.attrs.get("_FillValue")
+    data = da.data
+    lazy = isinstance(data, dsa.Array)
+    mask_data = None if mask is None else getattr(mask, "data", mask)
+    if mask_data is not None and tuple(mask_data.shape) != (H, W):
+        raise InvalidInputError(f"segment: mask shape {tuple(mask_data.shape)} differs from the image's {(H, W)}")
+    if mask_data is not None and not lazy:
+        mask_data = np.asarray(mask_data)
+
+    step = max(1, -(-max(H, W) // 1024))  # a ~1024 px sample decides the scaling, once per scene
+    if lazy:
+        scaling = dask.delayed(sample_scaling)(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
+    else:
+        data = np.asarray(data)
+        scaling = sample_scaling(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
+
+    weights_ref = settings.weights or resolved.model
+    if lazy and not isinstance(weights_ref, str):
+        weights_ref = dask.delayed(weights_ref)  # ship an in-memory model once, not once per block
+    common = dict(weights=weights_ref, settings=settings, grid=grid, nodata=nodata, probabilities=probabilities)
+    lead = (card.num_classes,) if probabilities else ()
+    out_dtype = np.float32 if probabilities else np.uint8
+
+    def compute(block: Block):
+        ey, ex, eh, ew = block.extent
+        cut = data[:, ey:ey + eh, ex:ex + ew]
+        mask_cut = None if mask_data is None else mask_data[ey:ey + eh, ex:ex + ew]
+        if not lazy:
+            return _segment_block(cut, scaling, mask_cut, block=block, **common)
+        task = dask.delayed(_segment_block)(cut, scaling, mask_cut, block=block, **common)
+        return dsa.from_delayed(task, shape=lead + block.region[2:], dtype=out_dtype)
+
+    parallelism = _scheduler_threads() if lazy else 1
+    rows = [[compute(b) for b in row] for row in plan_blocks(grid, block_size, parallelism)]
+    xp = dsa if lazy else np
+    result = xp.concatenate([xp.concatenate(row, axis=-1) for row in rows], axis=-2)
+
+    dims = ("class", "y", "x") if probabilities else ("y", "x")
+    coords = {k: v for k, v in da.coords.items() if set(v.dims) <= {"y", "x"}}
+    if probabilities:
+        coords["class"] = card.class_names
+    out = xr.DataArray(result, dims=dims, coords=coords, name="probabilities" if probabilities else "land_cover")
+    out.attrs.update(class_names=card.class_names, class_colours=[list(c.colour) for c in card.classes],
+                     weights=card.name, weights_sha256=card.sha256, tile_size=resolved.tile_size,
+                     overlap=resolved.overlap, lale_geo_settings=resolved.to_json())
+    # the tags predict writes: rio.to_raster writes attrs as tags, so info, vectorize, preview and stac read
+    # the map as one of predict's
+    out.attrs.update(map_tags(resolved, _scaling_description(scaling, data.dtype, len(card.bands), resolved),
+                              settings.bands or list(range(1, len(card.bands) + 1)), f"segment ({settings.engine})"))
+    if not probabilities:
+        out.attrs["_FillValue"] = OUTPUT_NODATA
+    if hasattr(da, "rio") and da.rio.crs is not None:
+        out = out.rio.write_crs(da.rio.crs)
+    if hasattr(da, "rio"):
+        out = out.rio.write_transform(da.rio.transform())
+    return out
+
+
+def _scaling_description(scaling, dtype, bands: int, resolved: ResolvedSettings) -> str:
+    """The scaling rule in words: the values when they are known without computing the map."""
+    if isinstance(scaling, Scaling):  # an in-memory image: decided already
+        return scaling.describe()
+    fixed = fixed_scaling(dtype, bands, resolved.card.input_range, resolved.settings.scale)
+    return fixed.describe() if fixed else "per-band 2-98 % percentiles of a strided sample (computed with the map)"
+
+
+def _checked_image(da) -> xr.DataArray:
+    """The (band, y, x) image of ``da``, whatever the order of its dims, or an InvalidInputError naming
+    what is wrong: not a DataArray, no band/y/x dims, an empty array, or a pixel type the models cannot
+    take (complex, text, objects)."""
+    if not isinstance(da, xr.DataArray):
+        raise InvalidInputError(f"segment: expects an xarray.DataArray with dims (band, y, x), got "
+                                f"{type(da).__name__}")
+    if set(da.dims) != {"band", "y", "x"}:
+        raise InvalidInputError(f"segment: expects dims band, y and x (in any order), got {da.dims}; "
+                                "rename them (e.g. da.rename(...)) or add a band dim (da.expand_dims('band'))")
+    da = da.transpose("band", "y", "x")
+    if 0 in da.shape:
+        raise InvalidInputError(f"segment: the array is empty ({dict(da.sizes)})")
+    kind = np.dtype(da.dtype).kind
+    if kind == "c":
+        raise InvalidInputError(f"segment: complex pixels ({da.dtype}) are not supported; convert them to "
+                                "amplitude or intensity first (e.g. abs(da))")
+    if kind not in "biuf":
+        raise InvalidInputError(f"segment: pixels of type {da.dtype} are not numbers")
+    return da
+
+
+def _scheduler_threads() -> int:
+    """Threads that will compute the graph: a ``dask.distributed`` client's workers if one is active,
+    else the local scheduler's pool (the number of cores)."""
+    try:
+        from distributed import get_client
+
+        workers = get_client().scheduler_info(n_workers=-1)["workers"]
+        return max(1, sum(w["nthreads"] for w in workers.values()))
+    except (ImportError, ValueError):
+        import os
+
+        return os.cpu_count() or 1

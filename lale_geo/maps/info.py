@@ -1,0 +1,79 @@
+"""What a class raster holds: classes, colours, pixel counts and areas per class, and provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from ..errors import InvalidInputError
+from ..io.classmap import class_names_for, row_pixel_areas_m2
+from ..io.raster import checked_read, open_raster
+
+
+def raster_info(path: str | Path, classes_file: str | Path | None = None, block_rows: int = 1024) -> dict:
+    """Classes present with colour, pixel count, area (m2 and ha) and share, plus the provenance tags."""
+    with open_raster(path) as src:
+        if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+            raise InvalidInputError(f"{path}: expected one band of integer class ids")
+        names = class_names_for(src, classes_file)
+        try:
+            colormap = src.colormap(1)
+        except ValueError:
+            colormap = {}
+        counts, areas = class_counts(src, row_pixel_areas_m2(src), block_rows)
+        tags = src.tags()
+        nodata = None if src.nodata is None else int(src.nodata)
+        total = sum(counts.values()) - counts.get(nodata, 0)
+        classes = [{"id": v, "name": names.get(v, f"class {v}"),
+                    "colour": list(colormap.get(v, (0, 0, 0, 0))[:3]),
+                    "pixels": counts[v], "area_m2": areas[v], "area_ha": areas[v] / 1e4,
+                    "share": counts[v] / total if total else 0.0}
+                   for v in sorted(counts) if v != nodata]
+        return {
+            "path": str(path), "width": src.width, "height": src.height,
+            "crs": src.crs.to_string() if src.crs else None, "nodata": nodata,
+            "nodata_pixels": counts.get(nodata, 0),
+            "classes": classes,
+            "provenance": {k.removeprefix("LALE_GEO_").lower(): (json.loads(v) if k == "LALE_GEO_CLASSES" else v)
+                           for k, v in tags.items() if k.startswith("LALE_GEO_")},
+        }
+
+
+def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[dict[int, int], dict[int, float]]:
+    """Pixels and ground area (m2) per class id present, read block by block. Memory follows the classes
+    present, not the range of the type: a uint32 map would need 2^32 counters, and negative ids cannot
+    index a bincount."""
+    counts: dict[int, int] = {}
+    areas: dict[int, float] = {}
+    for y in range(0, src.height, block_rows):
+        window = Window(0, y, src.width, min(block_rows, src.height - y))
+        with checked_read(src, f"rows {y}-{y + window.height}"):
+            rows = src.read(1, window=window)
+        row_area = pixel_area[y:y + rows.shape[0]]
+        for value, count, area in zip(*_block_counts(rows, row_area)):
+            counts[value] = counts.get(value, 0) + int(count)
+            areas[value] = areas.get(value, 0.0) + float(area)
+    if src.height and np.all(pixel_area == pixel_area[0]):  # projected: exact count x area, no summed rounding
+        areas = {value: count * float(pixel_area[0]) for value, count in counts.items()}
+    return counts, areas
+
+
+def _block_counts(rows: np.ndarray, row_area: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(values, pixel counts, areas) of the ids in a block of rows; each row's pixels weigh its area
+    (constant in projected CRSs, by latitude in geographic ones)."""
+    if rows.dtype.itemsize <= 2:  # 8/16-bit: a bincount over the type's whole range is small and fast
+        offset = int(np.iinfo(rows.dtype).min)
+        index = rows.astype(np.int32) - offset
+        size = int(np.iinfo(rows.dtype).max) - offset + 1
+    else:  # 32/64-bit: number the distinct ids of the block instead
+        uniques, inverse = np.unique(rows, return_inverse=True)
+        index, size, offset = inverse.reshape(rows.shape), len(uniques), None
+    counts = np.bincount(index.ravel(), minlength=size)
+    weights = np.broadcast_to(row_area[:, None], rows.shape).ravel()
+    areas = np.bincount(index.ravel(), weights=weights, minlength=size)
+    present = np.nonzero(counts)[0]
+    values = [int(v) + offset for v in present] if offset is not None else [int(uniques[i]) for i in present]
+    return values, counts[present], areas[present]

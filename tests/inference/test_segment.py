@@ -1,0 +1,109 @@
+import dask
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+import xarray as xr
+
+from lale_geo.errors import InvalidInputError
+from lale_geo.inference.predict import predict
+from lale_geo.inference.segment import segment
+from lale_geo.io.outputs import OUTPUT_NODATA
+from tests.helpers import LocalModel, card_for
+
+PAIR = (LocalModel(4, radius=1), card_for(4, 128, 32))
+
+
+def fail_on_compute(*args, **kwargs):
+    raise AssertionError("dask computed while building the graph")
+
+
+@pytest.fixture
+def rgb(rasterio_fixtures):
+    return rasterio_fixtures / "RGB.byte.tif"
+
+
+def test_dask_input_stays_lazy_and_equals_the_cli_map(rgb, tmp_path):
+    da = rioxarray.open_rasterio(rgb, chunks={"band": -1, "y": 256, "x": 256})
+    with dask.config.set(scheduler=fail_on_compute):
+        out = segment(da, model=PAIR, device="cpu", block_size=300)
+    assert isinstance(out.data, dask.array.Array)
+    predict(rgb, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    with rasterio.open(tmp_path / "cli.tif") as cli:
+        expected = cli.read(1)
+    np.testing.assert_array_equal(out.values, expected)
+
+
+def test_numpy_input_computes_and_keeps_georeferencing(rgb):
+    da = rioxarray.open_rasterio(rgb).load()
+    out = segment(da, model=PAIR, device="cpu")
+    assert isinstance(out.data, np.ndarray) and out.dtype == np.uint8
+    assert out.rio.crs == da.rio.crs and out.rio.transform() == da.rio.transform()
+    np.testing.assert_array_equal(out.y, da.y)
+    np.testing.assert_array_equal(out.x, da.x)
+    assert out.attrs["class_names"] == ["c0", "c1", "c2", "c3"] and out.attrs["_FillValue"] == OUTPUT_NODATA
+    with rasterio.open(rgb) as src:
+        np.testing.assert_array_equal(out.values == OUTPUT_NODATA, src.dataset_mask() == 0)
+
+
+def test_probabilities_sum_to_one_and_match_the_classes(rgb):
+    da = rioxarray.open_rasterio(rgb, chunks=True)
+    probs = segment(da, model=PAIR, device="cpu", probabilities=True, block_size=400)
+    classes = segment(da, model=PAIR, device="cpu", block_size=400)
+    p, c = probs.values, classes.values
+    assert probs.dims == ("class", "y", "x") and list(probs["class"].values) == ["c0", "c1", "c2", "c3"]
+    valid = c != OUTPUT_NODATA
+    np.testing.assert_allclose(p[:, valid].sum(0), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(p[:, valid].argmax(0), c[valid])
+    assert np.isnan(p[:, ~valid]).all()
+
+
+def test_block_size_does_not_change_the_result(rgb):
+    da = rioxarray.open_rasterio(rgb, chunks=True)
+    a = segment(da, model=PAIR, device="cpu", block_size=128).values
+    b = segment(da, model=PAIR, device="cpu", block_size=1000).values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_band_count_is_a_clear_error():
+    da = xr.DataArray(np.zeros((2, 10, 10), np.uint8), dims=("band", "y", "x"))
+    with pytest.raises(InvalidInputError, match="weights need 3"):
+        segment(da, model=PAIR)
+
+
+@pytest.mark.slow
+def test_distributed_cluster_gives_identical_results(rgb):
+    distributed = pytest.importorskip("distributed")
+    da = rioxarray.open_rasterio(rgb, chunks=True)
+    local = segment(da, model=PAIR, device="cpu", block_size=300).values
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        remote = segment(da, model=PAIR, device="cpu", block_size=300).compute()
+    np.testing.assert_array_equal(remote.values, local)
+
+
+def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, tmp_path):
+    """segment() attrs carry predict's tags: info, vectorize, stac and preview see its classes and colours."""
+    import geopandas
+
+    from lale_geo.maps.info import raster_info
+    from lale_geo.maps.polygons import vectorize_to_file
+    from lale_geo.maps.stac import CLASSES_ASSET, stac_item
+
+    da = rioxarray.open_rasterio(rgb, chunks={"band": -1, "y": 256, "x": 256})
+    card = PAIR[1]
+    segment(da, model=PAIR, device="cpu").rio.to_raster(tmp_path / "seg.tif")
+    predict(rgb, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    with rasterio.open(tmp_path / "seg.tif") as seg, rasterio.open(tmp_path / "cli.tif") as cli:
+        seg_tags, cli_tags = seg.tags(), cli.tags()
+        np.testing.assert_array_equal(seg.read(1), cli.read(1))
+    same = ("LALE_GEO_CLASSES", "LALE_GEO_COLOURS", "LALE_GEO_WEIGHTS_SHA256", "LALE_GEO_TILE_SIZE", "LALE_GEO_OVERLAP")
+    assert {k: seg_tags[k] for k in same} == {k: cli_tags[k] for k in same}
+    info = raster_info(tmp_path / "seg.tif")
+    assert {c["name"] for c in info["classes"]} <= set(card.class_names)
+    vectorize_to_file(tmp_path / "seg.tif", tmp_path / "seg.gpkg")
+    assert set(geopandas.read_file(tmp_path / "seg.gpkg")["class_name"]) <= set(card.class_names)
+    item = stac_item(tmp_path / "seg.tif", tmp_path / "item.json")
+    classes = item.assets[CLASSES_ASSET].extra_fields["classification:classes"]
+    hints = {c["value"]: c.get("color_hint") for c in classes if not c.get("nodata")}
+    assert hints == {c.id: "{:02X}{:02X}{:02X}".format(*c.colour) for c in card.classes}
