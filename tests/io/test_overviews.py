@@ -126,7 +126,7 @@ def test_a_lone_row_is_halved_along_its_length_only():
 
 
 def test_a_blank_overview_level_is_not_published(tmp_path, monkeypatch):
-    from lale_geo import overviews
+    from lale_geo.io import overviews
     from lale_geo.errors import RasterIOError
 
     real = overviews.mode_2x2
