@@ -126,8 +126,8 @@ def test_a_lone_row_is_halved_along_its_length_only():
 
 
 def test_a_blank_overview_level_is_not_published(tmp_path, monkeypatch):
-    from lale_geo.io import overviews
     from lale_geo.errors import RasterIOError
+    from lale_geo.io import overviews
 
     real = overviews.mode_2x2
     monkeypatch.setattr(overviews, "mode_2x2", lambda rows, nodata: np.full_like(real(rows, nodata), NODATA))
