@@ -63,7 +63,7 @@ RANGE_SERVER = r"""
 import http.server, json, os, re, sys, threading
 
 answer_at_most = int(sys.argv[2]) if len(sys.argv) > 2 else -1  # then stop answering (-1: never)
-counted = {"requests": 0, "bytes": 0}
+counted = {"requests": 0, "bytes": 0, "stalled": 0}  # stalled: requests held without an answer
 lock = threading.Lock()
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -84,6 +84,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         with lock:
             counted["requests"] += 1
             stalled = 0 <= answer_at_most < counted["requests"]
+            counted["stalled"] += stalled
         if stalled:
             threading.Event().wait()  # stops answering, for good: the test ends by killing the server
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
@@ -123,8 +124,11 @@ server.serve_forever()
 def serve_folder(folder, answer_at_most: int = -1):
     """Context manager: an HTTP server on 127.0.0.1 serving ``folder``; yields its URL. It answers Range
     requests, as the object stores that GDAL reads COGs from do (http.server alone sends whole files), and
-    counts what it sends (``GET /__stats``). With ``answer_at_most`` = N it stops answering after N requests
-    (a stalled server). It runs in its own process: GDAL may hold the GIL while it waits for an answer."""
+    counts what it sends (``GET /__stats``: requests, bytes, and requests held unanswered). With
+    ``answer_at_most`` = N it stops answering after N requests (a stalled server): the stall comes at a
+    request count the test chooses, never at a time. It runs in its own process: GDAL may hold the GIL
+    while it waits for an answer. The server is killed on exit (a held handler would hold a terminate()
+    up): it owns no files, so nothing depends on when it dies."""
     import contextlib
     import subprocess
     import sys
