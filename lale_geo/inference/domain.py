@@ -268,7 +268,7 @@ def scene_statistics(src: rasterio.DatasetReader, bands: Sequence[int], scaling:
 
 
 def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[int], scaling: Scaling,
-          strict: bool = False, sample: SceneSample | None = None) -> list[str]:
+          strict: bool = False, sample: SceneSample | None = None, name: str | None = None) -> list[str]:
     """Warnings for a scene unlike the weights' training data; none when the card carries no profile.
 
     Args:
@@ -278,6 +278,8 @@ def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[
         scaling: the scene's value scaling (``low``/``high`` per band), decided before.
         strict: raise instead of returning warnings.
         sample: the scene's bounded sample, if already read (see :mod:`lale_geo.io.scene_sample`).
+        name: the scene as the user named it (default ``src.name``; band files read through a VRT name
+            the files, not the VRT).
 
     Raises:
         InvalidInputError: with ``strict``, the first warning plus "(strict_domain=True)".
@@ -289,8 +291,8 @@ def guard(card: WeightsCard | Any, src: rasterio.DatasetReader, bands: Sequence[
     profile = DomainProfile.from_dict(data)
     stats = scene_statistics(src, bands, scaling, sample)
     names = getattr(card, "bands", None)
-    return _finish(check_domain(profile, stats.pixel_size_m, stats.band_mean, stats.band_std, names), src.name,
-                   strict)
+    return _finish(check_domain(profile, stats.pixel_size_m, stats.band_mean, stats.band_std, names),
+                   name or src.name, strict)
 
 
 def guard_grid(card: WeightsCard | Any, crs: CRS | None, transform: Affine, height: int, width: int,

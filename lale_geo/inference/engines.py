@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -457,6 +457,36 @@ def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "a
                                  threads=1 if cpu else None, int8_model=int8_model)
             _ENGINES_BY_KEY[key] = made if cpu and not isinstance(made, TorchEngine) else SerialisedEngine(made)
         return _ENGINES_BY_KEY[key]
+
+
+def start_batch(engine: Engine, stack: np.ndarray, scale: tuple) -> Callable[[], np.ndarray]:
+    """Start the engine on a batch; the returned call waits for its logits. Engines that can run in the
+    background (``engine.start``) compute while the caller reads and stitches; others run right here."""
+    start = getattr(engine, "start", None)
+    if start is not None:
+        return start(stack, scale)
+    logits = engine(stack, scale)
+    return lambda: logits
+
+
+class LogProbabilities:
+    """An engine over a model that outputs probabilities: their log, so that blending and the softmax of the
+    probability outputs see logits (the softmax of log p is p again)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.num_classes, self.name = inner.num_classes, inner.name
+
+    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+        return _log(self.inner(tiles, scale))
+
+    def start(self, tiles: np.ndarray, scale: tuple):
+        wait = start_batch(self.inner, tiles, scale)  # in the background where the inner engine can
+        return lambda: _log(wait())
+
+
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(probabilities, np.float32(1e-12)), dtype=np.float32)
 
 
 class SerialisedEngine:

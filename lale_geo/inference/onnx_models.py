@@ -98,27 +98,3 @@ def _parsed(text: str, path: Path, key: str):
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise WeightsError(f"{path}: metadata {key} is neither JSON nor a literal: {text[:60]!r}") from None
-
-
-class LogProbabilities:
-    """An engine over a model that outputs probabilities: their log, so that blending and the softmax of the
-    probability outputs see logits (the softmax of log p is p again)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.num_classes, self.name = inner.num_classes, inner.name
-
-    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
-        return _log(self.inner(tiles, scale))
-
-    def start(self, tiles: np.ndarray, scale: tuple):
-        start = getattr(self.inner, "start", None)
-        if start is None:
-            logits = self(tiles, scale)
-            return lambda: logits
-        wait = start(tiles, scale)
-        return lambda: _log(wait())
-
-
-def _log(probabilities: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(probabilities, np.float32(1e-12)), dtype=np.float32)

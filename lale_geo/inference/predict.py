@@ -182,8 +182,8 @@ def _scene_scaling(scene, bands: list[int], resolved: ResolvedSettings, name: st
     needs_sample = card.domain or fixed_scaling(dtype, len(bands), card.input_range, settings.scale) is None
     sample = sample_scene(scene, bands) if needs_sample else None
     scaling = decide_scaling(scene, bands, card.input_range, settings.scale, sample)
-    for warning in guard(card, scene, bands, scaling, strict=settings.strict_domain, sample=sample):
-        warnings.warn(warning.replace(scene.name, name), stacklevel=3)  # points at the caller of predict
+    for warning in guard(card, scene, bands, scaling, strict=settings.strict_domain, sample=sample, name=name):
+        warnings.warn(warning, stacklevel=3)  # points at the caller of predict
     return scaling
 
 

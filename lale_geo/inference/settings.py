@@ -18,8 +18,16 @@ import numpy as np
 
 from ..errors import InvalidInputError, WeightsError
 from ..weights import DEFAULT_WEIGHTS, ONNX_MODEL, verified_int8_model
-from .engines import ENGINES, Engine, ModelAndCard, block_engine, create_engine, device_type, weights_digest
-from .onnx_models import LogProbabilities
+from .engines import (
+    ENGINES,
+    Engine,
+    LogProbabilities,
+    ModelAndCard,
+    block_engine,
+    create_engine,
+    device_type,
+    weights_digest,
+)
 from .tta import TTA_MODES, tta_transforms, with_tta
 
 PRECISIONS = ("auto", "fp32", "int8")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import LaleGeoError
 from ..io.raster import gdal_messages, pad_to_tile, read_window
-from .engines import Engine
+from .engines import Engine, start_batch
 from .grid import Tile, TileGrid, first_row_touching
 from .stitching import Band, RegionStitcher, RowStitcher
 
@@ -64,16 +64,6 @@ def _padded(tiles: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     return stack
 
 
-def _start(engine: Engine, stack: np.ndarray, scale: tuple) -> Callable[[], np.ndarray]:
-    """Start the engine on a batch; the returned call waits for its logits. Engines that can run in the
-    background (``engine.start``) compute while the caller reads and stitches; others run right here."""
-    start = getattr(engine, "start", None)
-    if start is not None:
-        return start(stack, scale)
-    logits = engine(stack, scale)
-    return lambda: logits
-
-
 def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: tuple, batch_size: int,
               add: Callable[[Tile, np.ndarray | None], None],
               progress: Callable[[int], None] | None = None) -> int:
@@ -108,7 +98,7 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
         queue.clear()
         todo = [d for _, d in batch if d is not None]
         try:
-            wait = _start(engine, _padded(todo, batch_size), scale) if todo else None
+            wait = start_batch(engine, _padded(todo, batch_size), scale) if todo else None
         except Exception as e:
             raise failed(batch, e) from e
         computed += len(todo)
