@@ -57,6 +57,10 @@ def test_a_folder_of_scenes_runs_them_all(rasterio_fixtures, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 scene(s): 2 written" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "b.tif"]
+    for name in ("a.tif", "b.tif"):  # each map on its own scene's grid
+        with rasterio.open(tmp_path / "in" / name) as scene, rasterio.open(tmp_path / "out" / name) as out:
+            assert (out.width, out.height, out.transform, out.crs) == (scene.width, scene.height, scene.transform,
+                                                                       scene.crs)
 
 
 def test_existing_maps_are_kept_unless_overwrite_and_resume_runs_the_rest(rasterio_fixtures, tmp_path):

@@ -103,11 +103,16 @@ def test_a_stac_item_without_common_names_needs_asset_choices(tmp_path):
         item_band_files(source, ["red", "green", "blue"])
     assert item_band_files(source, ["red", "green", "blue"], {"red": "B04", "green": "B03", "blue": "B02"}) == \
         [str(f) for f in files]
-    result = CliRunner().invoke(cli, ["predict", str(source), "-o", str(tmp_path / "map.tif"), "--random-weights",
-                                      "lale_s1", "--device", "cpu", "--tile-size", "128", "--asset", "red=B04",
-                                      "--asset", "green=B03", "--asset", "blue=B02"])
+    common = ["--random-weights", "lale_s1", "--device", "cpu", "--engine", "torch", "--tile-size", "128"]
+    result = CliRunner().invoke(cli, ["predict", str(source), "-o", str(tmp_path / "map.tif"), *common, "--asset",
+                                      "red=B04", "--asset", "green=B03", "--asset", "blue=B02"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "map.tif").exists()
+    result = CliRunner().invoke(cli, ["predict", "--band-files", ",".join(map(str, files)), "-o",
+                                      str(tmp_path / "files.tif"), *common])
+    assert result.exit_code == 0, result.output
+    chosen, listed = labels(tmp_path / "map.tif"), labels(tmp_path / "files.tif")
+    np.testing.assert_array_equal(chosen[0], listed[0])  # the assets chosen are the files in band order
+    assert chosen[1:] == listed[1:] and chosen[1] == from_origin(600000, 5000000, 10, 10)
 
 
 def test_a_stac_item_over_http_gives_the_local_map(tmp_path):
