@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import LaleGeoError, message_line
 from ..io.outputs import FinishedRows
 from ..io.raster import open_raster, reading_env
+from ..io.scaling import Scale
 from ..weights import list_weights
 from .engines import ModelAndCard
 from .grid import Block, TileGrid, plan_blocks
@@ -41,7 +42,7 @@ class BlockJob:
     src: str
     grid: TileGrid
     bands: tuple[int, ...]
-    scale: tuple
+    scale: Scale
     fill: tuple[float, ...]
     settings: InferenceSettings  # resolved: tiling filled in; weights None when they travel as an object
     probabilities: bool

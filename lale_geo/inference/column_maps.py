@@ -23,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from ..io.outputs import FinishedRows, MapOutputs
+from ..io.scaling import Scale
 from ..io.writers import fatal_write_errors
 from .engines import Engine
 from .grid import TileGrid
@@ -39,7 +40,7 @@ def tiles_of(grid: TileGrid, blocks: Sequence[ColumnBlock]) -> int:
 
 
 def predict_in_column_blocks(scene, bands: Sequence[int], fill: Sequence[float], grid: TileGrid,
-                             blocks: Sequence[ColumnBlock], engine: Engine, scale: tuple, batch_size: int,
+                             blocks: Sequence[ColumnBlock], engine: Engine, scale: Scale, batch_size: int,
                              written: MapOutputs, progress: Callable[[int], None] | None = None) -> int:
     """Compute each column block into its temporary map (blocks finished by an interrupted run of the same
     parameters are kept), then write the joined rows to ``written``. Returns the tiles computed."""

@@ -28,7 +28,7 @@ from ..io.raster import (
     reading_env,
     select_bands,
 )
-from ..io.scaling import Scaling, decide_scaling, fill_values, fixed_scaling
+from ..io.scaling import Scale, Scaling, decide_scaling, fixed_scaling
 from ..io.scene_sample import sample_scene
 from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
 from .column_maps import predict_in_column_blocks, tiles_of
@@ -119,8 +119,8 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
             check_georeferencing(scene)
             band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
             scaling = _scene_scaling(scene, band_indexes, resolved, str(given))
-            scale = (np.asarray(scaling.low), np.asarray(scaling.high))
-            fill = fill_values(scale, card.mean)
+            scale = scaling.scale
+            fill = scale.fill(card.mean)
             grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
             blocks = [whole_width(scene.width)] if scheduler else column_blocks(scene, grid, band_indexes)
             if progress:
@@ -248,7 +248,7 @@ def plan(src: str | Path | Sequence[str | Path], settings: InferenceSettings | N
         batch = np.stack([read_window(scene, band_indexes, t.y0, t.x0, tile_size, [0.0] * len(band_indexes))[0]
                           for t in first])
         batch = np.concatenate([batch] * -(-batch_size // len(batch)))[:batch_size]
-        scale = (np.zeros(len(band_indexes)), np.full(len(band_indexes), 255.0))
+        scale = Scale.of(np.zeros(len(band_indexes)), np.full(len(band_indexes), 255.0))
         engine(batch, scale)  # warm-up (engines plan on their first call)
         start = time.perf_counter()
         for _ in range(timing_batches):

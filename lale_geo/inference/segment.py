@@ -19,7 +19,7 @@ import xarray as xr
 from ..errors import InvalidInputError
 from ..io.outputs import OUTPUT_NODATA, map_tags
 from ..io.raster import valid_pixels
-from ..io.scaling import Scaling, fill_values, fixed_scaling, sample_scaling
+from ..io.scaling import Scaling, fixed_scaling, sample_scaling
 from .domain import guard_grid
 from .engines import ModelAndCard
 from .grid import Block, TileGrid, plan_blocks
@@ -33,12 +33,12 @@ def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: Infe
     """Classes or probabilities of one block (runs in a Dask task); ``pixels`` is the block's extent."""
     pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
     engine = ResolvedSettings(settings, pair).create_engine(block=True)
-    scale = (np.asarray(scaling.low), np.asarray(scaling.high))
+    scale = scaling.scale
     valid = valid_pixels(pixels, nodata)
     if mask is not None:
         valid &= np.asarray(mask, bool)
     ey, ex = block.extent[:2]
-    source = ArraySource(pixels, valid, fill_values(scale, pair[1].mean), origin=(ey, ex))
+    source = ArraySource(pixels, valid, scale.fill(pair[1].mean), origin=(ey, ex))
     logits = predict_region(source, grid, block.region, engine, scale, settings.batch_size)
     ry, rx, rh, rw = block.region
     core_valid = valid[ry - ey:ry - ey + rh, rx - ex:rx - ex + rw]

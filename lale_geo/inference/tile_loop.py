@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import LaleGeoError
 from ..io.raster import gdal_messages, pad_to_tile, read_window
+from ..io.scaling import Scale
 from .engines import Engine, start_batch
 from .grid import Tile, TileGrid, first_row_touching
 from .stitching import Band, RegionStitcher, RowStitcher
@@ -64,7 +65,7 @@ def _padded(tiles: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
     return stack
 
 
-def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: tuple, batch_size: int,
+def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: Scale, batch_size: int,
               add: Callable[[Tile, np.ndarray | None], None],
               progress: Callable[[int], None] | None = None) -> int:
     """Read every tile from ``source``, run ``engine`` on batches of ``batch_size`` and call ``add(tile,
@@ -120,7 +121,7 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
     return computed
 
 
-def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: tuple, batch_size: int,
+def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: Scale, batch_size: int,
                  emit: Callable[[Band], None], progress: Callable[[int], None] | None = None,
                  resume_at: int = 0, columns: tuple[int, int] | None = None) -> int:
     """Blend the whole grid row by row, handing each finished row band to ``emit`` (memory bounded by
@@ -150,7 +151,7 @@ def tiles_meeting(grid: TileGrid, region: tuple[int, int, int, int]) -> list[Til
 
 
 def predict_region(source: TileSource, grid: TileGrid, region: tuple[int, int, int, int], engine: Engine,
-                   scale: tuple, batch_size: int) -> np.ndarray:
+                   scale: Scale, batch_size: int) -> np.ndarray:
     """Blended logits (classes, height, width) of the scene region (y0, x0, height, width): every grid
     tile that meets it is run and weighted as in a whole-scene run, so regions computed anywhere
     (Dask blocks, cluster workers) equal the streamed map."""
@@ -159,7 +160,7 @@ def predict_region(source: TileSource, grid: TileGrid, region: tuple[int, int, i
     return stitcher.logits
 
 
-def predict_array(engine: Engine, image: np.ndarray, scale: tuple, tile_size: int, overlap: int,
+def predict_array(engine: Engine, image: np.ndarray, scale: Scale, tile_size: int, overlap: int,
                   batch_size: int = 8) -> np.ndarray:
     """Blended logits (classes, H, W) of an in-memory (bands, H, W) image, tiled like a scene."""
     _, H, W = image.shape

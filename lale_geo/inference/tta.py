@@ -20,7 +20,7 @@ keys mean allowed (``lale-geo train`` always uses both).
 
 Example:
     >>> engine = with_tta(create_engine("auto", model, card), "flips", card)
-    >>> logits = engine(tiles, (scaling.low, scaling.high))
+    >>> logits = engine(tiles, scaling.scale)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..io.scaling import Scale
 
 if TYPE_CHECKING:  # type hints only: TTA itself is pure numpy and needs no torch
     from ..weights import WeightsCard
@@ -132,7 +133,7 @@ class TTAEngine:
         self.num_classes: int = inner.num_classes
         self.name = f"{inner.name}+tta{len(self.transforms)}"
 
-    def __call__(self, tiles: np.ndarray, scale: tuple) -> np.ndarray:
+    def __call__(self, tiles: np.ndarray, scale: Scale) -> np.ndarray:
         """Mean logits (B, classes, H, W) float32 over the transforms of raw (B, bands, H, W) tiles."""
         h, w = tiles.shape[-2:]
         if h != w and any(t.quarter_turns % 2 for t in self.transforms):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -14,13 +15,36 @@ from .raster import valid_pixels
 from .scene_sample import SceneSample, sample_scene
 
 
+class Scale(NamedTuple):
+    """What the engines take: raw ``low`` maps to 0 and ``high`` to 1 (clipped), one value per band or one
+    for all (float64 arrays that broadcast over the bands)."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def of(cls, low, high) -> Scale:
+        return cls(np.asarray(low, np.float64), np.asarray(high, np.float64))
+
+    def fill(self, mean: Sequence[float]) -> list[float]:
+        """Raw values that normalise to exactly zero under this scale and the card's ``mean``: what masked
+        pixels are filled with, so they do not push the network."""
+        low, high = (np.broadcast_to(v, (len(mean),)) for v in self)
+        return [float(lo + m * (hi - lo)) for lo, hi, m in zip(low, high, mean)]
+
+
 @dataclass(frozen=True)
 class Scaling:
-    """Raw value range per band mapped to [0, 1] before normalisation, decided once per scene."""
+    """Raw value range per band mapped to [0, 1] before normalisation, decided once per scene, and the rule
+    that decided it."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
     rule: str
+
+    @property
+    def scale(self) -> Scale:
+        return Scale.of(self.low, self.high)
 
     def describe(self) -> str:
         pairs = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(self.low, self.high))
@@ -78,10 +102,3 @@ def sample_scaling(sample: np.ndarray, nodata, input_range: Sequence[float], sca
         return fixed
     valid = valid_pixels(sample, nodata)
     return percentile_scaling(list(sample[:, valid]), "a strided sample")
-
-
-def fill_values(scale: tuple, mean: Sequence[float]) -> list[float]:
-    """Raw values that normalise to exactly zero under ``scale`` = (low, high) per band and the card's
-    ``mean``: what masked pixels are filled with, so they do not push the network."""
-    low, high = (np.broadcast_to(np.asarray(v, np.float64), (len(mean),)) for v in scale)
-    return [float(lo + m * (hi - lo)) for lo, hi, m in zip(low, high, mean)]

@@ -13,7 +13,7 @@ from ..inference.engines import Engine
 from ..inference.grid import TileGrid
 from ..inference.stitching import Band
 from ..inference.tile_loop import ArraySource, RasterSource, predict_region, stream_scene
-from ..io.scaling import fill_values
+from ..io.scaling import Scale
 from .datasets import RasterSample, Sample, open_image
 from .metrics import IGNORE_INDEX, confusion_matrix, scores
 
@@ -44,8 +44,8 @@ def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_nam
     shifted by ``GRID_SHIFT`` px (in-memory images only).
     """
     n = engine.num_classes
-    scale = tuple(input_range)
-    fill = fill_values(scale, mean)
+    scale = Scale.of(*input_range)
+    fill = scale.fill(mean)
     per_image_cm, per_tile_f1, names = [], [], []
     same_untiled = same_shifted = compared = 0
     for s in samples:
@@ -125,7 +125,7 @@ def _cell_scores(labels: np.ndarray, truth: np.ndarray, n: int, size: int) -> li
     return out
 
 
-def _streamed_confusion(engine: Engine, sample: RasterSample, scale: tuple, fill: list[float],
+def _streamed_confusion(engine: Engine, sample: RasterSample, scale: Scale, fill: list[float],
                         tiling: Tiling) -> np.ndarray:
     cm = np.zeros((engine.num_classes,) * 2, np.int64)
 

@@ -21,7 +21,7 @@ from ..checksums import sha256_of
 from ..errors import LaleGeoError
 from ..files import published
 from ..inference.engines import OpenVINOEngine, export_onnx, normalise
-from ..io.scaling import fill_values
+from ..io.scaling import Scale
 from ..weights import WeightsCard, int8_paths, load_weights, resolve_weights
 from .datasets import Sample, load_split, resolve_class_table
 from .evaluation import Tiling, tiled_labels
@@ -69,7 +69,8 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
 
     val = samples[1]
     tiling = Tiling(tile, card.overlap, 8)
-    fill, scale = fill_values(tuple(card.input_range), card.mean), tuple(card.input_range)
+    scale = Scale.of(*card.input_range)
+    fill = scale.fill(card.mean)
     reference, quantized = ([tiled_labels(engine, s.image, s.valid, fill, scale, tiling) for s in val]
                             for engine in (OpenVINOEngine(model, card, 8, tile, threads=2),
                                            OpenVINOEngine(model, card, 8, tile, threads=2, int8_model=xml)))

@@ -141,7 +141,7 @@ def test_openvino_keeps_compiled_models_in_the_cache_and_works_without_one(tmp_p
     np.testing.assert_array_equal(create_engine("openvino", pair, batch_size=2, tile_size=64, threads=1)(
         tiles, (0, 255)), first)  # OpenVINO compiles anew
     # a cache folder that cannot be created: OpenVINO gets no cache folder and simply compiles
-    from lale_geo.inference.engines import _openvino_core
+    from lale_geo.inference.engines.openvino_engine import _openvino_core
 
     assert _openvino_core().get_property("CACHE_DIR") == str(tmp_path / "cache" / "openvino")
     (tmp_path / "file").write_text("")
