@@ -24,7 +24,7 @@ WORLDCOVER = (Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 OURS = """
 import sys
-from lale_geo.maps.polygons import vectorize_to_file
+from lale_geo.maps.vector_files import vectorize_to_file
 summary = vectorize_to_file(sys.argv[1], sys.argv[2], block_size=int(sys.argv[3]), min_pixels=int(sys.argv[4]),
                             simplify=float(sys.argv[5]) or None)
 print(summary.polygons)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _API = {
-    "vectorize": "maps.polygons", "vectorize_to_file": "maps.polygons", "VectorizeSummary": "maps.polygons",
+    "vectorize": "maps.polygons", "vectorize_to_file": "maps.vector_files", "VectorizeSummary": "maps.polygons",
     "segment": "inference.segment", "predict": "inference.predict", "plan": "inference.predict",
     "PredictSummary": "inference.predict", "Plan": "inference.predict", "InferenceSettings": "inference.settings",
     "adapt": "training.adaptation", "Recipe": "training.adaptation", "AdaptResult": "training.adaptation",
@@ -74,8 +74,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is i
     from .inference.predict import Plan, PredictSummary, plan, predict
     from .inference.segment import segment
     from .inference.settings import InferenceSettings
-    from .maps.polygons import VectorizeSummary, vectorize, vectorize_to_file
+    from .maps.polygons import VectorizeSummary, vectorize
     from .maps.stac import stac_item, write_stac_item
+    from .maps.vector_files import vectorize_to_file
     from .models import create_model, list_models
     from .training.adaptation import AdaptResult, Recipe, adapt
     from .weights import list_weights, load_weights, random_weights

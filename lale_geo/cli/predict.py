@@ -153,7 +153,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
         click.echo(f"peak memory: about {p.peak_memory_mb:.0f} MB")
         return
     if vector:
-        from ..maps.polygons import check_vector_output, vectorize_to_file  # geopandas: only when asked for
+        from ..maps.vector_files import check_vector_output, vectorize_to_file  # geopandas: only when asked for
 
         check_vector_output(vector, overwrite, inputs=[*inputs, dst])
     if stac_datetime and not stac_item:

@@ -8,7 +8,7 @@ import warnings
 import click
 
 from ..io.raster import open_raster
-from ..maps.polygons import FORMATS, check_vector_output, vectorize_to_file
+from ..maps.vector_files import FORMATS, check_vector_output, vectorize_to_file
 from .options import overwrite_option
 from .predict import parse_ints
 

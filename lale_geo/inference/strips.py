@@ -231,7 +231,7 @@ def read_region(src, bands: Sequence[int], y0: int, x0: int, height: int, width:
     what a Dask or cluster block reads once, with its halo, before its tiles are cut from memory."""
     y1, x1 = min(y0 + height, src.height), min(x0 + width, src.width)
     window = Window(x0, y0, x1 - x0, y1 - y0)
-    with checked_read(src, f"row {y0}, col {x0} ({y1 - y0}x{x1 - x0} px)"):
+    with checked_read(src, window):
         pixels = src.read(list(bands), window=window)
         # without any mask every pixel is valid: a read-only view of one value, no memory
         valid = src.dataset_mask(window=window) > 0 if has_mask(src) else np.broadcast_to(np.True_, pixels.shape[1:])

@@ -196,11 +196,18 @@ def _dataset_mask(src: rasterio.DatasetReader, window: Window) -> np.ndarray:
     return src.dataset_mask(window=window) > 0
 
 
+def window_name(window: Window) -> str:
+    """A window as error messages name it: "row 0, col 512 (512x512 px)"."""
+    return (f"row {int(window.row_off)}, col {int(window.col_off)} "
+            f"({int(window.height)}x{int(window.width)} px)")
+
+
 @contextlib.contextmanager
-def checked_read(src: rasterio.DatasetReader, where: str) -> Iterator[None]:
-    """A read of ``where`` (e.g. "row 0, col 512 (512x512 px)") that fails loudly: any GDAL error or
+def checked_read(src: rasterio.DatasetReader, where: str | Window) -> Iterator[None]:
+    """A read of ``where`` (a window, or words such as "overview 2") that fails loudly: any GDAL error or
     warning (a libjpeg "Corrupt JPEG data" warning comes with a wrong tile) is a RasterIOError naming the
     window and GDAL's own message, never a silently wrong map."""
+    where = window_name(where) if isinstance(where, Window) else where
     with gdal_messages() as gdal:
         try:
             yield
@@ -238,7 +245,7 @@ def read_window(src: rasterio.DatasetReader, bands: Sequence[int], y0: int, x0: 
     """
     h, w = min(size, src.height - y0), min(size, src.width - x0)
     window = Window(x0, y0, w, h)
-    with checked_read(src, f"row {y0}, col {x0} ({h}x{w} px)"):
+    with checked_read(src, window):
         data = src.read(bands, window=window)
         valid = _dataset_mask(src, window)
     if np.issubdtype(data.dtype, np.floating):

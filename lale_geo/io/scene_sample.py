@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .raster import checked_read
+from .raster import checked_read, window_name
 
 MAX_WINDOWS = 16  # windows read at most (of about one block each)
 MIN_WINDOWS = 4  # and at least: one window is too local a sample to stretch a small scene by
@@ -91,7 +91,7 @@ def sample_scene(src, bands: Sequence[int]) -> SceneSample:
     parts = []
     windows = sample_windows(src, bands[0])
     for window in windows:
-        where = f"row {window.row_off}, col {window.col_off} ({window.height}x{window.width} px)"
+        where = window_name(window)
         with checked_read(src, where):
             parts.append(_valid(src.read(bands, window=window, masked=True)))
     size = f"{windows[0].width}x{windows[0].height}"

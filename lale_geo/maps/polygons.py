@@ -1,5 +1,6 @@
 """Class raster -> land-cover polygons: sieve in raster space, polygonize by blocks, merge the pieces
-of a patch that cross block edges, optionally simplify as a coverage, areas in square metres.
+of a patch that cross block edges, optionally simplify as a coverage, areas in square metres (writing them
+to a file is :mod:`lale_geo.maps.vector_files`).
 
 Pieces are traced in pixel coordinates (exact integers, so merges are exact) and moved to map
 coordinates when they are final. Memory is bounded by the block size and the pieces touching the
@@ -16,21 +17,16 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyogrio
 import rasterio
 import rasterio.features
 import shapely
-from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.windows import Window
 from shapely.geometry import shape
 
-from ..errors import InvalidInputError, RasterIOError
-from ..files import check_output, locked_outputs, published
+from ..errors import InvalidInputError
 from ..io.classmap import check_class_raster, class_names_for
 from ..io.raster import checked_read, open_raster
 
-FORMATS = {".gpkg": "GPKG", ".parquet": "Parquet", ".fgb": "FlatGeobuf", ".geojson": "GeoJSON"}
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact
 
 
@@ -59,10 +55,6 @@ def _blocks(height: int, width: int, size: int) -> Iterator[tuple[int, list[Wind
         yield y0, [Window(x0, y0, min(size, width - x0), min(size, height - y0)) for x0 in range(0, width, size)]
 
 
-def _where(window: Window) -> str:
-    return f"row {window.row_off}, col {window.col_off} ({window.height}x{window.width} px)"
-
-
 def _sieved_block(src, window: Window, threshold: int, connectivity: int, nodata) -> np.ndarray:
     """The block's labels after sieving, computed on the block plus a halo of ``threshold`` pixels:
     a patch that reaches the core from outside crosses the halo and so counts at least ``threshold``
@@ -72,7 +64,7 @@ def _sieved_block(src, window: Window, threshold: int, connectivity: int, nodata
     outer = Window(outer.col_off, outer.row_off,
                    min(window.col_off + window.width + halo, src.width) - outer.col_off,
                    min(window.row_off + window.height + halo, src.height) - outer.row_off)
-    with checked_read(src, _where(outer)):
+    with checked_read(src, outer):
         labels = src.read(1, window=outer)
     mask = labels != nodata if nodata is not None else None
     # GDAL's sieve is one pass: a small patch whose neighbours are small too survives it; repeat.
@@ -146,7 +138,7 @@ def iter_polygons(src: rasterio.DatasetReader, *, block_size: int = 2048, connec
             if min_pixels > 1:
                 labels = _sieved_block(src, window, min_pixels, connectivity, nodata)
             else:
-                with checked_read(src, _where(window)):
+                with checked_read(src, window):
                     labels = src.read(1, window=window)
             valid = np.ones(labels.shape, bool) if nodata is None else labels != nodata
             if keep is not None:
@@ -257,77 +249,6 @@ def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: i
             yield _frame(values, _to_map(geoms, dataset.transform), dataset.crs, names, Path(src).name)
 
 
-def vectorize_to_file(src: str | Path, dst: str | Path, *, layer: str | None = None, overwrite: bool = False,
-                      simplify: float | None = None, chunk_size: int = 20_000, **options) -> VectorizeSummary:
-    """Polygons of ``src`` written to ``dst`` (by extension). GeoPackage, FlatGeobuf and GeoJSON output
-    without ``simplify`` is streamed to GDAL in Arrow batches of ``chunk_size`` polygons, so memory
-    stays bounded whatever the raster size; GeoParquet and coverage simplification need the whole
-    layer in memory first. ``options`` are those of ``vectorize``."""
-    dst = check_vector_output(dst, overwrite, inputs=[src])
-    with locked_outputs([dst]):  # a second run to the same file fails now, not after all the work
-        return _vectorize_locked(src, dst, layer, overwrite, simplify, chunk_size, options)
-
-
-def _vectorize_locked(src, dst: Path, layer: str | None, overwrite: bool, simplify: float | None, chunk_size: int,
-                      options: dict) -> VectorizeSummary:
-    suffix = dst.suffix.lower()
-    if simplify or suffix == ".parquet":
-        frame = vectorize(src, simplify=simplify, **options)
-        write_layer(frame, dst, layer=layer, overwrite=overwrite)
-        return summarise(frame, dst)
-    summary = VectorizeSummary(output=dst)
-    frames = iter_frames(src, chunk_size=chunk_size, **options)
-    first = next(frames)
-    first_table = _arrow_table(first)
-    schema = first_table.schema
-    for name in ("class_name", "source"):  # an empty first chunk types its text columns null
-        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        summary.add(first)
-        yield from first_table.cast(schema).to_batches()
-        for frame in frames:
-            summary.add(frame)
-            yield from _arrow_table(frame).cast(schema).to_batches()
-
-    # 4-connected patches are single polygons; 8-connected ones that meet only at a corner are
-    # MultiPolygons, mixed with Polygons in one layer, which only an untyped layer takes as they are.
-    geometry_type = "Unknown" if options.get("connectivity", 4) == 8 else "Polygon"
-    try:
-        with published(dst, overwrite, errors=VECTOR_WRITE_ERRORS) as tmp:
-            pyogrio.write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), tmp,
-                                driver=FORMATS[suffix], layer=layer or dst.stem, geometry_type=geometry_type,
-                                crs=first.crs.to_wkt() if first.crs else None)
-            verify_layer(tmp, dst, layer or dst.stem, summary.polygons)
-        if not summary.polygons:
-            warnings.warn(f"{src}: no polygons (all nodata or no selected class); the layer is empty", stacklevel=2)
-    finally:
-        frames.close()  # the raster stays open in the generator until it finishes or is closed
-    return summary
-
-
-# What OGR raises for a failed write (a full disk, an unusable path): failures of the output,
-# reported in one line, not tracebacks.
-VECTOR_WRITE_ERRORS = (DataSourceError, DataLayerError)
-
-
-def verify_layer(path: Path, dst: Path, layer: str | None, polygons: int) -> None:
-    """The written file opens and holds all ``polygons`` (a write that failed without raising, e.g. on
-    a full disk, must not be published)."""
-    try:
-        features = pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"]
-    except VECTOR_WRITE_ERRORS as e:
-        raise RasterIOError(f"{dst}: the written file cannot be read back ({str(e).splitlines()[0][:200]}); "
-                            "nothing was published") from None
-    if features != polygons:
-        raise RasterIOError(f"{dst}: the written file holds {features} polygons, not the {polygons} written; "
-                            "nothing was published")
-
-
-def _arrow_table(frame: gpd.GeoDataFrame) -> pa.Table:
-    return pa.table(frame.to_arrow(index=False, geometry_encoding="WKB"))
-
-
 def _frame(values, geoms, crs, names: dict[int, str], source: str) -> gpd.GeoDataFrame:
     series = gpd.GeoSeries(list(geoms), crs=crs)
     ids = np.asarray(values, np.int64)
@@ -349,30 +270,6 @@ def _sieve_threshold(src: rasterio.DatasetReader, min_pixels: int, min_area: flo
                          *src.xy(src.height // 2 + 1, src.width // 2 + 1, offset="ul"))
     pixel = areas_m2(gpd.GeoSeries([centre], crs=src.crs))[0]
     return max(min_pixels, int(np.ceil(min_area / pixel)))
-
-
-def check_vector_output(dst: str | Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> Path:
-    """A known vector format, in a writable folder, not existing unless ``overwrite``."""
-    dst = Path(dst)
-    if dst.suffix.lower() not in FORMATS:
-        raise InvalidInputError(f"{dst}: unknown vector format {dst.suffix!r}; use one of {', '.join(FORMATS)}")
-    return check_output(dst, overwrite, inputs)
-
-
-def write_layer(frame: gpd.GeoDataFrame, dst: str | Path, *, layer: str | None = None,
-                overwrite: bool = False) -> Path:
-    """Write polygons by extension (.gpkg, .parquet, .fgb, .geojson), published when complete."""
-    dst = check_vector_output(dst, overwrite)
-    suffix = dst.suffix.lower()
-    with published(dst, overwrite, errors=VECTOR_WRITE_ERRORS) as tmp:
-        if suffix == ".parquet":
-            frame.to_parquet(tmp)
-        else:
-            kwargs = {"layer": layer or dst.stem} if suffix == ".gpkg" else {}
-            # as the streamed layers: MultiPolygons (8-connectivity) beside Polygons, not all promoted
-            frame.to_file(tmp, driver=FORMATS[suffix], engine="pyogrio", promote_to_multi=False, **kwargs)
-            verify_layer(tmp, dst, kwargs.get("layer"), len(frame))
-    return dst
 
 
 def summarise(frame: gpd.GeoDataFrame, output: Path | None = None) -> VectorizeSummary:

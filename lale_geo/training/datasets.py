@@ -1,16 +1,14 @@
 """Labelled image datasets for training and evaluation.
 
-A dataset is a folder plus a class table (JSON): class ids, names and mask colours (or mask values),
-colours/values to ignore, and named splits that map to sub-folders. Each split folder holds
-``images/`` and ``masks/`` with matching file stems. Shipped tables: ``dubai-aerial`` and ``aras400k``.
+A dataset is a folder plus a class table (:mod:`lale_geo.training.class_tables`) whose named splits map to
+sub-folders. Each split folder holds ``images/`` and ``masks/`` with matching file stems; masks are decoded
+to class ids by the table's colours or values.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,89 +18,16 @@ from rasterio.windows import Window
 
 from ..errors import DatasetError, RasterIOError
 from ..io.raster import checked_read, open_raster, window_validity
+from .class_tables import ClassTable, resolve_class_table, shipped_class_tables
 from .metrics import IGNORE_INDEX
+from .worldcover import WORLDCOVER_TO_ARAS400K, remap_worldcover
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
-
-def _display_colour(i: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in np.random.default_rng(i).integers(40, 256, 3))
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """Classes of a labelled dataset and how its masks encode them."""
-
-    name: str
-    class_names: tuple[str, ...]
-    colours: tuple[tuple[int, int, int], ...]
-    values: tuple[int, ...] | None
-    ignore_colours: tuple[tuple[int, int, int], ...]
-    ignore_values: tuple[int, ...]
-    splits: dict[str, tuple[str, ...]]
-    licence: str = ""
-    attribution: str = ""
-    bands: tuple[str, ...] = ("red", "green", "blue")
-    input_range: tuple[float, float] = (0.0, 255.0)
-    mean: tuple[float, ...] | None = None  # per band, on [0, 1]-scaled values; None: ImageNet for RGB,
-    std: tuple[float, ...] | None = None   # otherwise measured on the training images
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @classmethod
-    def read(cls, path: str | Path) -> ClassTable:
-        try:
-            data = json.loads(Path(path).read_text())
-            classes = sorted(data["classes"], key=lambda c: c["id"])
-            if [c["id"] for c in classes] != list(range(len(classes))):
-                raise DatasetError(f"{path}: class ids must be 0..N-1")
-            values = tuple(int(c["value"]) for c in classes) if all("value" in c for c in classes) else None
-            ignore = data.get("ignore", [])
-            return cls(
-                name=data.get("name", Path(path).stem),
-                class_names=tuple(c["name"] for c in classes),
-                # Value-coded labels need no colours; give the map distinct ones for display.
-                colours=tuple(tuple(c.get("colour", _display_colour(i))) for i, c in enumerate(classes)),
-                values=values,
-                ignore_colours=tuple(tuple(v) for v in ignore if isinstance(v, list)),
-                ignore_values=tuple(int(v) for v in ignore if isinstance(v, int)),
-                splits={k: tuple(v) for k, v in data.get("splits", {}).items()},
-                licence=data.get("licence", ""),
-                attribution=data.get("attribution", ""),
-                bands=tuple(data.get("bands", ("red", "green", "blue"))),
-                input_range=tuple(float(v) for v in data.get("input_range", (0, 255))),
-                mean=tuple(data["mean"]) if "mean" in data else None,
-                std=tuple(data["std"]) if "std" in data else None,
-            )
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: class table not found") from None
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, DatasetError):
-                raise
-            raise DatasetError(f"{path}: not a valid class table ({e!r})") from None
-
-
-def shipped_class_tables() -> dict[str, Path]:
-    folder = Path(str(resources.files("lale_geo") / "class_tables"))
-    return {p.stem: p for p in folder.glob("*.json")}
-
-
-def resolve_class_table(root: str | Path, classes: str | Path | None = None) -> ClassTable:
-    """The class table given by name or path; default ``root/classes.json``, else a shipped table
-    named like the folder (so ``--data .../dubai-aerial`` works as is)."""
-    shipped = shipped_class_tables()
-    if classes is not None:
-        if str(classes) in shipped:
-            return ClassTable.read(shipped[str(classes)])
-        return ClassTable.read(classes)
-    own = Path(root) / "classes.json"
-    if own.is_file():
-        return ClassTable.read(own)
-    if Path(root).name in shipped:
-        return ClassTable.read(shipped[Path(root).name])
-    raise DatasetError(f"{root}: no classes.json; pass classes=PATH or one of: {', '.join(sorted(shipped))}")
+# the class tables and the WorldCover remap live in their own modules; their names stay importable from here
+__all__ = ["ClassTable", "IMAGE_SUFFIXES", "RasterSample", "Sample", "WORLDCOVER_TO_ARAS400K", "decode_mask",
+           "labelled_sample", "load_split", "open_image", "remap_worldcover", "resolve_class_table",
+           "shipped_class_tables", "split_folders", "IN_MEMORY_LIMIT_MB"]
 
 
 @dataclass
@@ -147,19 +72,19 @@ class RasterSample:
 
     def read(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         window = Window(x, y, width, height)
-        with open_image(self.image_path) as src, checked_read(src, _where(window)):
+        with open_image(self.image_path) as src, checked_read(src, window):
             image, valid = src.read(self.band_indexes, window=window), window_validity(src, self.band_indexes, window)
         return image, self._labels(window, valid)
 
     def read_mask(self, y: int, x: int, height: int, width: int) -> np.ndarray:
         window = Window(x, y, width, height)
-        with open_image(self.image_path) as src, checked_read(src, _where(window)):
+        with open_image(self.image_path) as src, checked_read(src, window):
             valid = window_validity(src, self.band_indexes, window)
         return self._labels(window, valid)
 
     def _labels(self, window: Window, valid: np.ndarray) -> np.ndarray:
         """Class ids of a window, ignore where the image is invalid."""
-        with open_image(self.mask_path) as src, checked_read(src, _where(window)):
+        with open_image(self.mask_path) as src, checked_read(src, window):
             pixels = src.read(list(range(1, self.mask_bands + 1)), window=window)
         mask = _decode(pixels, self.colormap, self.table, self.mask_path)
         mask[~valid] = IGNORE_INDEX
@@ -180,10 +105,6 @@ class RasterSample:
         with open_image(self.image_path) as src, checked_read(src, f"a decimated read ({height}x{width} px)"):
             pixels = src.read(self.band_indexes, out_shape=(self.bands, height, width))
         return pixels.reshape(self.bands, -1)
-
-
-def _where(window: Window) -> str:
-    return f"row {int(window.row_off)}, col {int(window.col_off)} ({int(window.height)}x{int(window.width)} px)"
 
 
 def open_image(path: Path) -> rasterio.DatasetReader:
@@ -341,53 +262,3 @@ def labelled_sample(name: str, image_path: Path, mask: np.ndarray, bands: int, m
             valid = window_validity(src, indexes, Window(0, 0, src.width, src.height))
     mask[~valid] = IGNORE_INDEX
     return Sample(name, image, mask, None if valid.all() else valid)
-
-
-# ESA WorldCover 2021 codes -> ARAS400k class ids (spec/lale.md §6); 0 is WorldCover's nodata.
-WORLDCOVER_TO_ARAS400K = {10: 0, 95: 0, 20: 1, 30: 2, 90: 2, 100: 2, 40: 3, 50: 4, 60: 5, 70: 5, 80: 6}
-
-
-def remap_worldcover(src: str | Path, dst: str | Path, *, overwrite: bool = False, block_rows: int = 1024) -> dict:
-    """Write ESA WorldCover labels as ARAS400k classes (uint8 COG, nodata 255, ARAS400k colours and class
-    names), block by block. Returns the pixel count per ARAS400k class name.
-
-    Example:
-        >>> remap_worldcover("ESA_WorldCover_10m_2021_v200_N00E006_Map.tif", "aras_labels.tif")
-    """
-    from ..files import check_output
-    from ..io.outputs import OUTPUT_NODATA
-    from ..io.raster import open_raster
-    from ..io.writers import RasterWriter
-
-    table = ClassTable.read(shipped_class_tables()["aras400k"])
-    lut = np.full(256, OUTPUT_NODATA, np.uint8)
-    for code, class_id in WORLDCOVER_TO_ARAS400K.items():
-        lut[code] = class_id
-    known = set(WORLDCOVER_TO_ARAS400K) | {0}
-    check_output(dst, overwrite, inputs=[src])
-    counts = np.zeros(256, np.int64)
-    with open_raster(src) as labels:
-        if labels.count != 1 or labels.dtypes[0] != "uint8":
-            raise DatasetError(f"{src}: expected a one-band uint8 WorldCover map")
-        profile = {"width": labels.width, "height": labels.height, "crs": labels.crs, "transform": labels.transform,
-                   "dtype": "uint8", "nodata": OUTPUT_NODATA, "count": 1}
-        colormap = {i: (*c, 255) for i, c in enumerate(table.colours)}
-        writer = RasterWriter(dst, profile, colormap=colormap, band_descriptions=["ARAS400k class"],
-                              tags={"LALE_GEO_CLASSES": json.dumps(list(table.class_names)),
-                                    "SOURCE": f"ESA WorldCover remapped to ARAS400k from {Path(src).name}"})
-        try:
-            for y in range(0, labels.height, block_rows):
-                window = Window(0, y, labels.width, min(block_rows, labels.height - y))
-                with checked_read(labels, _where(window)):
-                    rows = labels.read(1, window=window)
-                unknown = set(np.unique(rows).tolist()) - known
-                if unknown:
-                    raise DatasetError(f"{src}: values {sorted(unknown)} are not WorldCover classes")
-                mapped = lut[rows]
-                counts += np.bincount(mapped.ravel(), minlength=256)
-                writer.write_rows(y, mapped)
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-    return {name: int(counts[i]) for i, name in enumerate(table.class_names)}

@@ -25,8 +25,9 @@ from ..io.classmap import display_colour
 from ..models import create_model
 from ..weights import WeightsCard, load_weights, save_weights
 from .augment import jittered_size, photometric, resample
-from .datasets import IGNORE_INDEX, ClassTable, RasterSample, Sample
+from .datasets import ClassTable, RasterSample, Sample
 from .evaluation import Tiling, evaluate
+from .metrics import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 

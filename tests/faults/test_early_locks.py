@@ -25,7 +25,7 @@ def class_map(tmp_path_factory):
 
 def run(kind: str, src, dst):
     if kind == "vectorize":
-        from lale_geo.maps.polygons import vectorize_to_file
+        from lale_geo.maps.vector_files import vectorize_to_file
 
         return vectorize_to_file(src, dst)
     if kind == "stac":

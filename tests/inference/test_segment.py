@@ -87,8 +87,8 @@ def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, 
     import geopandas
 
     from lale_geo.maps.info import raster_info
-    from lale_geo.maps.polygons import vectorize_to_file
     from lale_geo.maps.stac import CLASSES_ASSET, stac_item
+    from lale_geo.maps.vector_files import vectorize_to_file
 
     da = rioxarray.open_rasterio(rgb, chunks={"band": -1, "y": 256, "x": 256})
     card = PAIR[1]

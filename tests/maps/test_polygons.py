@@ -8,7 +8,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from lale_geo.errors import InvalidInputError, OutputExistsError
-from lale_geo.maps.polygons import vectorize, write_layer
+from lale_geo.maps.polygons import vectorize
+from lale_geo.maps.vector_files import write_layer
 
 WORLDCOVER = "worldcover/ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"
 
@@ -154,7 +155,7 @@ def test_bad_inputs(tmp_path, rasterio_fixtures):
 
 @pytest.mark.parametrize("suffix, connectivity", [(".gpkg", 4), (".fgb", 4), (".geojson", 4), (".gpkg", 8)])
 def test_streamed_layers_equal_the_in_memory_layer(worldcover_window, tmp_path, suffix, connectivity):
-    from lale_geo.maps.polygons import vectorize_to_file
+    from lale_geo.maps.vector_files import vectorize_to_file
 
     path, _ = worldcover_window
     out = tmp_path / f"s{suffix}"
@@ -172,7 +173,7 @@ def test_streamed_layers_equal_the_in_memory_layer(worldcover_window, tmp_path, 
 
 @pytest.mark.parametrize("suffix", [".gpkg", ".fgb", ".geojson"])
 def test_streamed_empty_layer(tmp_path, suffix):
-    from lale_geo.maps.polygons import vectorize_to_file
+    from lale_geo.maps.vector_files import vectorize_to_file
 
     src = write(tmp_path / "e.tif", np.full((5, 5), 255, np.uint8))
     with pytest.warns(UserWarning, match="empty"):
