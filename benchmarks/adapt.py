@@ -87,10 +87,10 @@ def score(weights: str | Path, samples) -> dict:
     model, card = load_weights(weights)
     engine = TorchEngine(model, card.mean, card.std, device="cpu")
     result = evaluate(engine, samples, card.class_names, Tiling(card.tile_size, card.overlap), mean=card.mean)
-    present = [c for c, v in result["per_class"].items() if v["support"]]
-    present_f1 = float(np.mean([result["per_class"][c]["f1"] for c in present]))
-    return {"macro_f1": result["macro_f1"], "present_f1": present_f1,
-            **{c: v["f1"] for c, v in result["per_class"].items()}}
+    present = [c for c, v in result.per_class.items() if v.support]
+    present_f1 = float(np.mean([result.per_class[c].f1 for c in present]))
+    return {"macro_f1": result.macro_f1, "present_f1": present_f1,
+            **{c: v.f1 for c, v in result.per_class.items()}}
 
 
 def main() -> None:

@@ -61,11 +61,11 @@ def main() -> None:
             rate = megapixels / (time.perf_counter() - start)
             result = evaluate(engine, samples, card.class_names, tiles, mean=card.mean, input_range=card.input_range,
                               whole_image=TorchEngine(resolved.model.model, card.mean, card.std, "cpu"))
-            low, high = result["macro_f1_ci95"]
-            f1 = {name: s["f1"] for name, s in result["per_class"].items()}
-            agreement = result["agreement"]
+            low, high = result.macro_f1_ci95
+            f1 = {name: s.f1 for name, s in result.per_class.items()}
+            agreement = result.agreement
             print(f"| {card.name} | {recipe(card.training)} | {resolved.tile_size}/{resolved.overlap} | {engine.name} "
-                  f"| {result['macro_f1']:.3f} [{low:.3f}, {high:.3f}] | {result['miou']:.3f} | "
+                  f"| {result.macro_f1:.3f} [{low:.3f}, {high:.3f}] | {result.miou:.3f} | "
                   f"{f1['Vegetation']:.3f} | {f1['Land']:.3f} | {100 * agreement['tiled_vs_untiled']:.1f} % | "
                   f"{100 * agreement['shifted_grid']:.1f} % | {rate:.2f} |", flush=True)
 

@@ -67,9 +67,6 @@ def command(ctx, weights, data_root, out, time_budget, steps, lr, distillation, 
     if make_int8:
         from ..training.quantize import quantize
 
-        entry = quantize(out_path.with_suffix(".safetensors"), None, command=command_line,
-                         samples=(result.train, result.val))
-        verdict = "passed: precision auto will use it" if entry["passed"] else "failed: precision auto keeps fp32"
-        click.echo(f"wrote {entry['model']}: held-out macro F1 {entry['val_macro_f1']:.4f} (fp32 "
-                   f"{entry['fp32_val_macro_f1']:.4f}), pixel agreement {100 * entry['pixel_agreement']:.2f} %; "
-                   f"{verdict}")
+        checked = quantize(out_path.with_suffix(".safetensors"), None, command=command_line,
+                           samples=(result.train, result.val))
+        click.echo(checked.describe(checked_on="held-out"))

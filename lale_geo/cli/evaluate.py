@@ -11,7 +11,7 @@ from ..inference.engines import ENGINES, TorchEngine
 from ..inference.settings import PRECISIONS, InferenceSettings
 from ..inference.tta import TTA_MODES
 from ..training.datasets import load_split, resolve_class_table
-from ..training.evaluation import Tiling, evaluate
+from ..training.evaluation import Evaluation, Tiling, evaluate
 from .options import (
     batch_size_option,
     classes_option,
@@ -25,28 +25,27 @@ from .options import (
 )
 
 
-def format_table(result: dict) -> str:
+def format_table(result: Evaluation) -> str:
     lines = [f"{'class':<28}{'IoU':>8}{'F1':>8}{'prec':>8}{'recall':>8}{'support':>12}"]
-    for name, s in result["per_class"].items():
-        lines.append(f"{name:<28}{s['iou']:>8.4f}{s['f1']:>8.4f}{s['precision']:>8.4f}{s['recall']:>8.4f}"
-                     f"{s['support']:>12}")
-    lines.append(f"macro F1 {result['macro_f1']:.4f}   mIoU {result['miou']:.4f}   "
-                 f"pixel accuracy {result['pixel_accuracy']:.4f}")
-    if result.get("macro_f1_ci95"):
-        low, high = result["macro_f1_ci95"]
-        lines.append(f"macro F1 95 % interval (bootstrap over {len(result['per_image'])} images): "
+    for name, s in result.per_class.items():
+        lines.append(f"{name:<28}{s.iou:>8.4f}{s.f1:>8.4f}{s.precision:>8.4f}{s.recall:>8.4f}{s.support:>12}")
+    lines.append(f"macro F1 {result.macro_f1:.4f}   mIoU {result.miou:.4f}   "
+                 f"pixel accuracy {result.pixel_accuracy:.4f}")
+    if result.macro_f1_ci95:
+        low, high = result.macro_f1_ci95
+        lines.append(f"macro F1 95 % interval (bootstrap over {len(result.per_image)} images): "
                      f"{low:.4f} - {high:.4f}")
-    if result.get("per_tile"):
-        t = result["per_tile"]
+    if result.per_tile:
+        t = result.per_tile
         lines.append(f"per-tile macro F1 ({t['tiles']} cells of {t['tile_size']} px): mean {t['mean']:.4f}, "
                      f"median {t['median']:.4f}, 10th percentile {t['p10']:.4f}")
-    if result.get("agreement"):
-        a = result["agreement"]
+    if result.agreement:
+        a = result.agreement
         lines.append(f"tiled vs untiled: {100 * a['tiled_vs_untiled']:.2f} % of pixels agree; "
                      f"grid shifted by {a['shift_px']} px: {100 * a['shifted_grid']:.2f} %")
-    lines.append("per-image macro F1: " + ", ".join(f"{k} {v:.3f}" for k, v in result["per_image"].items()))
+    lines.append("per-image macro F1: " + ", ".join(f"{k} {v:.3f}" for k, v in result.per_image.items()))
     lines.append("confusion matrix (rows = truth, columns = prediction):")
-    lines += ["  " + " ".join(f"{v:>10}" for v in row) for row in result["confusion_matrix"]]
+    lines += ["  " + " ".join(f"{v:>10}" for v in row) for row in result.confusion_matrix]
     return "\n".join(lines)
 
 
@@ -87,6 +86,6 @@ def command(weights, data_root, classes, split, tile_size, overlap, batch_size, 
     whole_image = TorchEngine(resolved.model.model, card.mean, card.std, device) if agreement else None
     result = evaluate(runner, samples, card.class_names, Tiling(resolved.tile_size, resolved.overlap, batch_size),
                       mean=card.mean, input_range=card.input_range, whole_image=whole_image)
-    result.update(weights=card.name, split=split, images=len(samples), tile_size=resolved.tile_size,
-                  overlap=resolved.overlap, engine=runner.name, precision=resolved.settings.precision)
-    click.echo(json.dumps(result, indent=2) if as_json else format_table(result))
+    run = dict(weights=card.name, split=split, images=len(samples), tile_size=resolved.tile_size,
+               overlap=resolved.overlap, engine=runner.name, precision=resolved.settings.precision)
+    click.echo(json.dumps(dict(result.to_dict(), **run), indent=2) if as_json else format_table(result))

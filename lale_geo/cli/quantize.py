@@ -22,9 +22,6 @@ def command(weights, data_root, split, val_split, tiles) -> None:
     from ..weights import DEFAULT_WEIGHTS
 
     command_line = "lale-geo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    entry = quantize(weights or DEFAULT_WEIGHTS, data_root, split=split, val_split=val_split,
-                     calibration_tiles=tiles, command=command_line)
-    verdict = "passed: precision auto will use it" if entry["passed"] else "failed: precision auto keeps fp32"
-    click.echo(f"wrote {entry['model']}: val macro F1 {entry['val_macro_f1']:.4f} (fp32 "
-               f"{entry['fp32_val_macro_f1']:.4f}), pixel agreement {100 * entry['pixel_agreement']:.2f} %; "
-               f"{verdict} ({entry['rule']})")
+    checked = quantize(weights or DEFAULT_WEIGHTS, data_root, split=split, val_split=val_split,
+                       calibration_tiles=tiles, command=command_line)
+    click.echo(checked.describe())

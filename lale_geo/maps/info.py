@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -13,7 +15,43 @@ from ..io.classmap import class_names_for, row_pixel_areas_m2
 from ..io.raster import checked_read, open_raster
 
 
-def raster_info(path: str | Path, classes_file: str | Path | None = None, block_rows: int = 1024) -> dict:
+@dataclass(frozen=True)
+class ClassArea:
+    """One class present in a map: its colour, pixels, ground area and share of the valid pixels."""
+
+    id: int
+    name: str
+    colour: tuple[int, int, int]
+    pixels: int
+    area_m2: float
+    share: float
+
+    @property
+    def area_ha(self) -> float:
+        return self.area_m2 / 1e4
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What a class map holds (:func:`raster_info`); :meth:`to_dict` is the JSON form ``info --json`` prints."""
+
+    path: str
+    width: int
+    height: int
+    crs: str | None
+    nodata: int | None
+    nodata_pixels: int
+    classes: list[ClassArea]
+    provenance: dict[str, Any]  # the LALE_GEO_* tags, lower case without the prefix (classes decoded)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for entry, c in zip(data["classes"], self.classes):
+            entry["area_ha"] = c.area_ha
+        return data
+
+
+def raster_info(path: str | Path, classes_file: str | Path | None = None, block_rows: int = 1024) -> RasterInfo:
     """Classes present with colour, pixel count, area (m2 and ha) and share, plus the provenance tags."""
     with open_raster(path) as src:
         if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
@@ -27,19 +65,15 @@ def raster_info(path: str | Path, classes_file: str | Path | None = None, block_
         tags = src.tags()
         nodata = None if src.nodata is None else int(src.nodata)
         total = sum(counts.values()) - counts.get(nodata, 0)
-        classes = [{"id": v, "name": names.get(v, f"class {v}"),
-                    "colour": list(colormap.get(v, (0, 0, 0, 0))[:3]),
-                    "pixels": counts[v], "area_m2": areas[v], "area_ha": areas[v] / 1e4,
-                    "share": counts[v] / total if total else 0.0}
+        classes = [ClassArea(id=v, name=names.get(v, f"class {v}"),
+                             colour=tuple(colormap.get(v, (0, 0, 0, 0))[:3]),
+                             pixels=counts[v], area_m2=areas[v], share=counts[v] / total if total else 0.0)
                    for v in sorted(counts) if v != nodata]
-        return {
-            "path": str(path), "width": src.width, "height": src.height,
-            "crs": src.crs.to_string() if src.crs else None, "nodata": nodata,
-            "nodata_pixels": counts.get(nodata, 0),
-            "classes": classes,
-            "provenance": {k.removeprefix("LALE_GEO_").lower(): (json.loads(v) if k == "LALE_GEO_CLASSES" else v)
-                           for k, v in tags.items() if k.startswith("LALE_GEO_")},
-        }
+        return RasterInfo(
+            path=str(path), width=src.width, height=src.height, crs=src.crs.to_string() if src.crs else None,
+            nodata=nodata, nodata_pixels=counts.get(nodata, 0), classes=classes,
+            provenance={k.removeprefix("LALE_GEO_").lower(): (json.loads(v) if k == "LALE_GEO_CLASSES" else v)
+                        for k, v in tags.items() if k.startswith("LALE_GEO_")})
 
 
 def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[dict[int, int], dict[int, float]]:
@@ -50,7 +84,7 @@ def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[d
     areas: dict[int, float] = {}
     for y in range(0, src.height, block_rows):
         window = Window(0, y, src.width, min(block_rows, src.height - y))
-        with checked_read(src, f"rows {y}-{y + window.height}"):
+        with checked_read(src, window):
             rows = src.read(1, window=window)
         row_area = pixel_area[y:y + rows.shape[0]]
         for value, count, area in zip(*_block_counts(rows, row_area)):

@@ -94,17 +94,18 @@ def _classes(src: rasterio.DatasetReader, map_path: Path) -> list[Classification
     if not names:
         raise InvalidInputError(f"{map_path}: no class names in the map's metadata; is it a lale-geo map?")
     colormap = class_colours_for(src)
-    present = {c["id"]: c for c in raster_info(map_path)["classes"]}
+    present = {c.id: c for c in raster_info(map_path).classes}
     taken: set[str] = set()
     classes = []
     for value, title in sorted(names.items()):
         name = machine_name(title) or f"class_{value}"
         name = name if name not in taken else f"{name}_{value}"
         taken.add(name)
-        stats = present.get(value, {"pixels": 0, "share": 0.0})
+        stats = present.get(value)
         colour = colormap.get(value)
         classes.append(Classification.create(
-            value=value, name=name, title=title, count=stats["pixels"], percentage=100 * stats["share"],
+            value=value, name=name, title=title, count=stats.pixels if stats else 0,
+            percentage=100 * stats.share if stats else 0.0,
             color_hint="{:02X}{:02X}{:02X}".format(*colour[:3]) if colour else None))
     if src.nodata is not None:
         classes.append(Classification.create(value=int(src.nodata), name="nodata", title="No data", nodata=True))

@@ -219,7 +219,7 @@ def _score(model: nn.Module, card: WeightsCard, val: Sequence[Sample]) -> tuple[
     engine = TorchEngine(model, card.mean, card.std, device="cpu")
     result = evaluate(engine, val, list(card.class_names), Tiling(card.tile_size, card.overlap), mean=card.mean,
                       input_range=card.input_range)
-    return result["macro_f1"], {k: round(v["f1"], 4) for k, v in result["per_class"].items() if v["support"]}
+    return result.macro_f1, {k: round(v.f1, 4) for k, v in result.per_class.items() if v.support}
 
 
 def fine_tune(model: nn.Module, card: WeightsCard, train: Sequence[Sample], val: Sequence[Sample], recipe: Recipe,

@@ -5,7 +5,7 @@ depends on the tile grid (tiled vs untiled, and a shifted grid)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -30,9 +30,40 @@ class Tiling:
     batch_size: int = 8
 
 
+@dataclass(frozen=True)
+class ClassScores:
+    iou: float
+    f1: float
+    precision: float
+    recall: float
+    support: int  # labelled pixels of the class
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of weights on labelled images (:func:`evaluate`); :meth:`to_dict` is the JSON form.
+
+    ``per_tile`` holds ``tiles``, ``tile_size``, ``mean``, ``median``, ``p10`` (None when no image has a
+    whole tile cell); ``agreement`` holds ``tiled_vs_untiled``, ``shifted_grid``, ``shift_px`` (None
+    unless asked for); ``macro_f1_ci95`` is None with fewer than two images."""
+
+    macro_f1: float
+    miou: float
+    pixel_accuracy: float
+    per_class: dict[str, ClassScores]
+    confusion_matrix: list[list[int]]  # rows = truth, columns = prediction
+    per_image: dict[str, float]  # macro F1 of each image
+    macro_f1_ci95: tuple[float, float] | None = None
+    per_tile: dict[str, float] | None = None
+    agreement: dict[str, float] | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_names: list[str], tiling: Tiling,
              *, mean: Sequence[float], input_range: Sequence[float] = (0, 255),
-             whole_image: Engine | None = None) -> dict:
+             whole_image: Engine | None = None) -> Evaluation:
     """Scores on whole images, tiled and blended as ``predict`` does (invalid pixels are filled as
     predict fills them and not scored); images read by windows are streamed row band by row band.
 
@@ -63,17 +94,23 @@ def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_nam
             same_untiled += int((labels == untiled)[scored].sum())
             same_shifted += int((labels == shifted)[scored].sum())
             compared += int(scored.sum())
-    result = scores(sum(per_image_cm), class_names)
-    result["per_image"] = {name: scores(cm, class_names)["macro_f1"] for name, cm in zip(names, per_image_cm)}
+    pooled = scores(sum(per_image_cm), class_names)
+    per_tile = agreement = None
     if per_tile_f1:
         cells = np.asarray(per_tile_f1)
-        result["per_tile"] = {"tiles": len(cells), "tile_size": tiling.tile_size, "mean": float(cells.mean()),
-                              "median": float(np.median(cells)), "p10": float(np.percentile(cells, 10))}
-    result["macro_f1_ci95"] = bootstrap_interval(per_image_cm, class_names)
+        per_tile = {"tiles": len(cells), "tile_size": tiling.tile_size, "mean": float(cells.mean()),
+                    "median": float(np.median(cells)), "p10": float(np.percentile(cells, 10))}
     if compared:
-        result["agreement"] = {"tiled_vs_untiled": same_untiled / compared,
-                               "shifted_grid": same_shifted / compared, "shift_px": GRID_SHIFT}
-    return result
+        agreement = {"tiled_vs_untiled": same_untiled / compared, "shifted_grid": same_shifted / compared,
+                     "shift_px": GRID_SHIFT}
+    interval = bootstrap_interval(per_image_cm, class_names)
+    return Evaluation(
+        macro_f1=pooled["macro_f1"], miou=pooled["miou"], pixel_accuracy=pooled["pixel_accuracy"],
+        per_class={name: ClassScores(**s) for name, s in pooled["per_class"].items()},
+        confusion_matrix=pooled["confusion_matrix"],
+        per_image={name: scores(cm, class_names)["macro_f1"] for name, cm in zip(names, per_image_cm)},
+        macro_f1_ci95=None if interval is None else (interval[0], interval[1]), per_tile=per_tile,
+        agreement=agreement)
 
 
 def bootstrap_interval(per_image_cm: Sequence[np.ndarray], class_names: list[str],

@@ -3,7 +3,7 @@ training tiles, check against fp32 on the validation images, and record the verd
 
 NNCF's transformer preset (``model_type=TRANSFORMER``) keeps softmax and the attention's sensitive
 parts in fp32; on these weights a default quantization cost 2.5 points of macro F1 and agreed with fp32
-on 91 % of pixels, the transformer preset 0.01 point and 99.3 % (../shared/PERF-NOTES.md). The verdict
+on 91 % of pixels, the transformer preset 0.01 point and 99.3 %. The verdict
 is measured again here for every set of weights: ``passed`` only when validation macro F1 is within
 ``MAX_F1_LOSS`` of fp32 and the maps agree on at least ``MIN_AGREEMENT`` of the labelled pixels. Only
 then does ``precision="auto"`` choose INT8.
@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..checksums import sha256_of
@@ -33,11 +34,31 @@ MIN_AGREEMENT = 0.98
 PART = OpenVINOEngine.PART  # the INT8 model's static batch: the engine runs it as parallel parts
 
 
+@dataclass(frozen=True)
+class QuantizeResult:
+    """The INT8 model and its check against fp32 (:func:`quantize`); ``card_entry`` is what the weights card
+    now holds under ``int8``."""
+
+    model: Path  # the INT8 model's .xml (its .bin beside it)
+    val_macro_f1: float
+    fp32_val_macro_f1: float
+    pixel_agreement: float  # share of the labelled check pixels on which the INT8 and fp32 maps agree
+    passed: bool
+    rule: str
+    card_entry: dict
+
+    def describe(self, checked_on: str = "val") -> str:
+        verdict = "passed: precision auto will use it" if self.passed else "failed: precision auto keeps fp32"
+        return (f"wrote {self.model.name}: {checked_on} macro F1 {self.val_macro_f1:.4f} (fp32 "
+                f"{self.fp32_val_macro_f1:.4f}), pixel agreement {100 * self.pixel_agreement:.2f} %; {verdict} "
+                f"({self.rule})")
+
+
 def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = "train", val_split: str = "val",
              calibration_tiles: int = 256, seed: int = 0, command: str = "",
-             samples: tuple[Sequence[Sample], Sequence[Sample]] | None = None) -> dict:
+             samples: tuple[Sequence[Sample], Sequence[Sample]] | None = None) -> QuantizeResult:
     """Quantize ``weights`` (card tile size, batches of ``PART``), compare with fp32 on ``val_split`` and
-    store the model beside the weights and the verdict in its card. Returns the card's ``int8`` entry.
+    store the model beside the weights and the verdict in its card.
 
     ``samples`` = (calibration images, check images) replaces the dataset's splits (``adapt`` passes its
     training windows and held-out quarters)."""
@@ -95,4 +116,5 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
     WeightsCard.from_dict(stored, source=str(card_path))  # still a valid card
     with published(card_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(stored, indent=2) + "\n")
-    return entry
+    return QuantizeResult(model=xml, val_macro_f1=f1["int8"], fp32_val_macro_f1=f1["fp32"], pixel_agreement=agreement,
+                          passed=entry["passed"], rule=entry["rule"], card_entry=entry)

@@ -286,22 +286,22 @@ class Trainer:
         t0 = time.perf_counter()
         result = self.validate()
         record = {"step": self.step, "epoch": self.epoch, "train_seconds": round(self.elapsed, 1),
-                  "train_loss": round(float(train_loss), 5), "val_macro_f1": round(result["macro_f1"], 5),
-                  "val_miou": round(result["miou"], 5), "val_seconds": round(time.perf_counter() - t0, 1)}
+                  "train_loss": round(float(train_loss), 5), "val_macro_f1": round(result.macro_f1, 5),
+                  "val_miou": round(result.miou, 5), "val_seconds": round(time.perf_counter() - t0, 1)}
         self._log(record)
         log.info("validation: %s", record)
-        if result["macro_f1"] > self.best_f1:
-            self.best_f1, self.best_step = result["macro_f1"], self.step
+        if result.macro_f1 > self.best_f1:
+            self.best_f1, self.best_step = result.macro_f1, self.step
             cfg = self.config
             training = dict(card_fields.get("training", {}), steps=self.step, epochs=round(self.epoch, 2),
                             train_seconds=round(self.elapsed), crop=cfg.crop, crop_max=cfg.crop_max,
                             scale_jitter=cfg.scale_jitter, strong_photometric=cfg.strong_photometric,
                             ema=cfg.ema, flips=True, rot90=True, batch_size=cfg.batch_size, lr=cfg.lr,
                             seed=cfg.seed)
-            metrics = {"split": "val", "macro_f1": result["macro_f1"], "miou": result["miou"],
-                       "pixel_accuracy": result["pixel_accuracy"],
-                       "per_class_f1": {k: v["f1"] for k, v in result["per_class"].items()},
-                       "per_class_iou": {k: v["iou"] for k, v in result["per_class"].items()},
+            metrics = {"split": "val", "macro_f1": result.macro_f1, "miou": result.miou,
+                       "pixel_accuracy": result.pixel_accuracy,
+                       "per_class_f1": {k: v.f1 for k, v in result.per_class.items()},
+                       "per_class_iou": {k: v.iou for k, v in result.per_class.items()},
                        "tile_size": self.config.tile_size, "overlap": self.config.overlap}
             fields = dict(card_fields, training=training, metrics=metrics, lale_geo_version=__version__)
             save_weights(self.kept_model, fields, self.out)

@@ -100,7 +100,7 @@ def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, 
     same = ("LALE_GEO_CLASSES", "LALE_GEO_COLOURS", "LALE_GEO_WEIGHTS_SHA256", "LALE_GEO_TILE_SIZE", "LALE_GEO_OVERLAP")
     assert {k: seg_tags[k] for k in same} == {k: cli_tags[k] for k in same}
     info = raster_info(tmp_path / "seg.tif")
-    assert {c["name"] for c in info["classes"]} <= set(card.class_names)
+    assert {c.name for c in info.classes} <= set(card.class_names)
     vectorize_to_file(tmp_path / "seg.tif", tmp_path / "seg.gpkg")
     assert set(geopandas.read_file(tmp_path / "seg.gpkg")["class_name"]) <= set(card.class_names)
     item = stac_item(tmp_path / "seg.tif", tmp_path / "item.json")

@@ -27,20 +27,23 @@ def test_a_per_pixel_model_agrees_exactly_tiled_untiled_and_shifted():
     model = LocalModel(num_classes=2, radius=0)
     engine = TorchEngine(model, MEAN, STD, device="cpu")
     result = evaluate(engine, samples(), ["dark", "bright"], Tiling(64, 16, 4), mean=MEAN, whole_image=engine)
-    assert result["agreement"] == {"tiled_vs_untiled": 1.0, "shifted_grid": 1.0, "shift_px": 200}
+    assert result.agreement == {"tiled_vs_untiled": 1.0, "shifted_grid": 1.0, "shift_px": 200}
 
 
 def test_per_image_per_tile_and_interval_are_consistent_with_the_pooled_score():
     engine = TorchEngine(LocalModel(num_classes=2, radius=1), MEAN, STD, device="cpu")
     data = samples()
     result = evaluate(engine, data, ["dark", "bright"], Tiling(64, 16, 4), mean=MEAN)
-    assert set(result["per_image"]) == {s.name for s in data}
-    assert 0 < min(result["per_image"].values()) <= result["macro_f1"] <= max(result["per_image"].values()) <= 1
-    low, high = result["macro_f1_ci95"]
-    assert low <= result["macro_f1"] <= high and high - low < 0.5
-    tiles = result["per_tile"]
+    assert set(result.per_image) == {s.name for s in data}
+    assert 0 < min(result.per_image.values()) <= result.macro_f1 <= max(result.per_image.values()) <= 1
+    low, high = result.macro_f1_ci95
+    assert low <= result.macro_f1 <= high and high - low < 0.5
+    tiles = result.per_tile
     assert tiles["tiles"] == len(data) * (150 // 64) ** 2 and tiles["p10"] <= tiles["median"] <= 1
-    assert "agreement" not in result  # only with a whole-image engine
+    assert result.agreement is None  # only with a whole-image engine
+    as_json = result.to_dict()
+    assert as_json["per_class"]["dark"]["support"] == result.per_class["dark"].support > 0
+    assert as_json["macro_f1"] == result.macro_f1
 
 
 def test_bootstrap_interval_is_reproducible_and_narrows_with_more_images():

@@ -101,3 +101,30 @@ def test_damaged_fp32_tensors_stop_int8_runs_too(tmp_path):
         InferenceSettings(weights=card, precision="int8").resolve().create_engine()
     with pytest.raises(WeightsError, match="does not match its card"):
         InferenceSettings(weights=card, precision="fp32").resolve()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not importlib.util.find_spec("nncf"), reason="nncf is not installed (the int8 extra)")
+def test_quantize_checks_int8_against_fp32_and_records_the_verdict_in_the_card(tmp_path):
+    import numpy as np
+    import torch
+
+    from lale_geo.models import create_model
+    from lale_geo.training.datasets import Sample
+    from lale_geo.training.quantize import quantize
+    from lale_geo.weights import save_weights
+
+    torch.manual_seed(0)
+    fields = {"name": "tiny", "model": "lale_s1", "bands": ["red", "green", "blue"], "input_range": [0, 255],
+              "classes": [{"id": 0, "name": "a", "colour": [1, 2, 3]}, {"id": 1, "name": "b", "colour": [4, 5, 6]}],
+              "mean": [0.5] * 3, "std": [0.25] * 3, "tile_size": 128, "overlap": 32, "license": "CC0-1.0"}
+    save_weights(create_model("lale_s1", num_classes=2), fields, tmp_path / "tiny")
+    rng = np.random.default_rng(0)
+    images = [Sample(f"s{i}", rng.integers(0, 256, (3, 160, 160), dtype=np.uint8),
+                     (rng.random((160, 160)) > 0.5).astype(np.uint8)) for i in range(2)]
+    result = quantize(tmp_path / "tiny.safetensors", None, calibration_tiles=8, samples=(images[:1], images[1:]))
+    assert result.model == tmp_path / "tiny.int8.xml" and result.model.is_file()
+    assert 0 <= result.pixel_agreement <= 1 and 0 <= result.val_macro_f1 <= 1
+    assert result.passed == (result.val_macro_f1 >= result.fp32_val_macro_f1 - 0.005 and result.pixel_agreement >= 0.98)
+    assert load_card(tmp_path / "tiny.json").int8 == result.card_entry
+    assert result.describe().startswith(f"wrote tiny.int8.xml: val macro F1 {result.val_macro_f1:.4f}")

@@ -179,8 +179,8 @@ def test_scenes_read_by_windows_train_and_evaluate_like_scenes_in_memory(tmp_pat
     engine = TorchEngine(LocalModel(num_classes=2, radius=1), (0.5,) * 3, (0.25,) * 3, device="cpu")
     scores_held = evaluate(engine, [held], ["low", "high"], Tiling(96, 32), mean=(0.5,) * 3)
     scores_windowed = evaluate(engine, [windowed], ["low", "high"], Tiling(96, 32), mean=(0.5,) * 3)
-    assert scores_held["confusion_matrix"] == scores_windowed["confusion_matrix"]
-    assert sum(map(sum, scores_held["confusion_matrix"])) == 300 * 260 - 5 * 7 - 40 * 50  # ignore, nodata out
+    assert scores_held.confusion_matrix == scores_windowed.confusion_matrix
+    assert sum(map(sum, scores_held.confusion_matrix)) == 300 * 260 - 5 * 7 - 40 * 50  # ignore, nodata out
     table_rgbn = ClassTable("x", ("a", "b"), ((0, 0, 0), (1, 1, 1)), None, (), (), {}, bands=("b1", "b2", "b3"))
     mean, std = normalisation_for(table_rgbn, [windowed])  # from a decimated read of ~800 pixels
     exact = held.image.reshape(3, -1) / 255
