@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint typecheck bench clean
 
 # torch==2.13.0 first (the local CPU build): a bare `torch` requirement would pull GBs of CUDA.
 $(STAMP): pyproject.toml
@@ -28,6 +28,9 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check lale_geo tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
