@@ -119,6 +119,18 @@ def _scaled(pixels: np.ndarray, low: Sequence[float], high: Sequence[float]) -> 
     return np.clip((pixels.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
 
 
+def scaled_pixel_sample(sample: PixelSampled, input_range: Sequence[float], step: int = 97) -> np.ndarray:
+    """(bands, N) valid pixels of a training sample, about one in ``step``, scaled to [0, 1] by the card's
+    ``input_range`` as the engines scale them: the one statistic behind a card's mean/std and its domain
+    profile (in-memory samples know their invalid pixels, which are left out)."""
+    pixels = sample.pixel_sample(step)
+    valid = getattr(sample, "valid", None)
+    if valid is not None:
+        pixels = pixels[:, valid.reshape(-1)[::step]]
+    lo, hi = input_range
+    return _scaled(pixels, [lo] * len(pixels), [hi] * len(pixels))
+
+
 def _spread(values: np.ndarray) -> np.ndarray:
     return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
 
@@ -138,13 +150,9 @@ def profile_from_samples(samples: Iterable[PixelSampled], input_range: Sequence[
     lo, hi = input_range
     per_image, pooled = [], []
     for sample in samples:
-        pixels = sample.pixel_sample(step)
-        valid = getattr(sample, "valid", None)  # in-memory samples know their invalid pixels
-        if valid is not None:
-            pixels = pixels[:, valid.reshape(-1)[::step]]
-        if pixels.shape[1] == 0:
+        scaled = scaled_pixel_sample(sample, input_range, step)
+        if scaled.shape[1] == 0:
             continue
-        scaled = _scaled(pixels, [lo] * len(pixels), [hi] * len(pixels))
         per_image.append((scaled.mean(axis=1), scaled.std(axis=1)))
         pooled.append(scaled)
     if not per_image:

@@ -18,8 +18,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from .. import __version__
-from ..errors import WeightsError
+from ..errors import DatasetError, WeightsError
 from ..files import published
+from ..inference.domain import scaled_pixel_sample
 from ..inference.engines import TorchEngine
 from ..io.classmap import display_colour
 from ..models import create_model
@@ -329,14 +330,14 @@ def initial_model(weights: str, model: str, table: ClassTable) -> tuple[nn.Modul
 def normalisation_for(table: ClassTable, train: Sequence[Sample | RasterSample],
                       ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-band mean and std on [0, 1]-scaled values: the table's, ImageNet's for RGB (the LALE recipe), or
-    measured on the training images for other bands."""
+    measured on the training images' valid pixels for other bands (the statistic of the domain profile)."""
     if table.mean is not None and table.std is not None:
         return tuple(table.mean), tuple(table.std)
     if tuple(table.bands) == ("red", "green", "blue"):
         return IMAGENET_MEAN, IMAGENET_STD
-    lo, hi = table.input_range
-    pixels = np.concatenate([s.pixel_sample(97) for s in train], axis=1)
-    scaled = np.clip((pixels.astype(np.float64) - lo) / (hi - lo), 0, 1)
+    scaled = np.concatenate([scaled_pixel_sample(s, table.input_range) for s in train], axis=1)
+    if scaled.shape[1] == 0:
+        raise DatasetError(f"{table.name}: the training images have no valid pixels to measure mean and std on")
     return tuple(float(v) for v in scaled.mean(1)), tuple(float(max(v, 1e-3)) for v in scaled.std(1))
 
 

@@ -237,3 +237,21 @@ def test_init_from_starts_at_the_given_weights_and_records_them(tmp_path):
     assert initial.training
     with pytest.raises(WeightsError, match="init_from=.*this run trains lale_s2"):
         initial_model(str(tmp_path / "start.safetensors"), "lale_s2", TABLE)
+
+
+def test_the_cards_mean_and_std_and_its_domain_profile_are_one_statistic_of_the_valid_pixels():
+    from lale_geo.inference.domain import profile_from_samples
+    from lale_geo.training.trainer import normalisation_for
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 1000, (2, 300, 310)).astype(np.uint16)
+    valid = np.ones((300, 310), bool)
+    valid[:100] = False
+    image[:, :100] = 65535  # nodata far outside the data: counted, it would pull the means to about 0.67
+    sample = Sample("s", image, np.zeros((300, 310), np.uint8), valid)
+    table = ClassTable("x", ("a",), ((0, 0, 0),), None, (), (), {}, bands=("b1", "b2"), input_range=(0.0, 1000.0))
+    mean, std = normalisation_for(table, [sample])
+    profile = profile_from_samples([sample], table.input_range, "test", None, "none")
+    assert profile.band_mean == tuple(round(m, 4) for m in mean) and profile.band_std == tuple(round(s, 4) for s in std)
+    kept = image[:, valid] / 1000
+    assert mean == pytest.approx(kept.mean(1), abs=0.04) and max(mean) < 0.58
