@@ -49,7 +49,7 @@ def check_output(path: str | Path, overwrite: bool, inputs: Sequence[str | Path]
 def _probe_folder(path: Path) -> None:
     """Create and remove a file beside ``path``: the only sure test that files can be made there (a folder
     may be writable by its mode yet refuse files, e.g. /proc, a read-only mount), before any work."""
-    probe = temporary_path(path, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.probe")
+    probe = temporary_path(path, f"{run_tag()}.probe")
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except OSError as e:
@@ -57,12 +57,17 @@ def _probe_folder(path: Path) -> None:
     os.unlink(probe)
 
 
+def run_tag() -> str:
+    """A tag unique to this run (process id and a random part) for the names of its temporary files."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def temporary_path(final: str | Path, tag: str | None = None) -> Path:
     """A hidden name beside ``final`` for its file in progress, unique to this run unless ``tag`` (a
     digest of a resumable run's parameters) is given; it keeps ``final``'s suffix so that drivers
     chosen by extension still work."""
     final = Path(final)
-    tag = tag or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tag = tag or run_tag()
     return final.with_name(f".{final.name}.{tag}.part{final.suffix}")
 
 

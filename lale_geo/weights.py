@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .checksums import sha256_of
+from .checksums import sha256_of, tensors_sha256
 from .errors import WeightsError
 from .models import create_model, list_models
 
@@ -279,11 +278,10 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
     """An untrained model and a card that says so (for benchmarks and tests; outputs are stamped)."""
     import numpy as np
     import torch
-    from safetensors.torch import save
 
     torch.manual_seed(seed)
     net = create_model(model, num_classes=num_classes).eval()
-    digest = hashlib.sha256(save({k: v.contiguous() for k, v in net.state_dict().items()})).hexdigest()
+    digest = tensors_sha256(net)
     rng = np.random.default_rng(seed)
     card = WeightsCard(
         name=f"untrained-{model}", model=model,

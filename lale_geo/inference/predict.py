@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..files import check_output, is_remote, locked_outputs
 from ..io.band_files import scene_input
+from ..io.classmap import pixel_area_m2
 from ..io.outputs import OUTPUT_NODATA, MapOutputs, map_tags, run_key
 from ..io.raster import (
     GDAL_CACHE_BYTES,
@@ -200,11 +201,8 @@ def _strip_bytes(scene, tile_size: int, bands: Sequence[int], width: int) -> int
 
 
 def _pixel_area_m2(scene) -> float | None:
-    """Ground area of one pixel in a projected CRS (None without one, or in degrees)."""
-    if scene.crs is None or not scene.crs.is_projected:
-        return None
-    _, metres_per_unit = scene.crs.linear_units_factor
-    return abs(scene.transform.a * scene.transform.e) * metres_per_unit**2
+    """Ground area of one pixel in a projected CRS (None without one, or in degrees: it changes by row)."""
+    return pixel_area_m2(scene) if scene.crs is not None and scene.crs.is_projected else None
 
 
 @dataclass

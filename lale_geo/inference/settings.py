@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checksums import tensors_sha256
 from ..errors import InvalidInputError, WeightsError
 from ..weights import DEFAULT_WEIGHTS, ONNX_MODEL, verified_int8_model
 from .engines import (
@@ -26,7 +27,6 @@ from .engines import (
     block_engine,
     create_engine,
     device_type,
-    weights_digest,
 )
 from .tta import TTA_MODES, tta_transforms, with_tta
 
@@ -248,7 +248,7 @@ class ResolvedSettings:
         kept = _KEPT_ENGINES.get()
         if kept is None:
             return with_tta(create_engine(s.engine, self.model, **options), s.tta, self.card)
-        tensors = str(int8) if int8 is not None else weights_digest(self.model[0])
+        tensors = str(int8) if int8 is not None else tensors_sha256(self.model[0])
         key = (s.engine, tensors, tuple(self.card.mean), tuple(self.card.std), s.device, s.batch_size,
                s.tile_size, s.tta)
         if key not in kept:

@@ -19,7 +19,7 @@ from urllib.request import urlopen
 from xml.sax.saxutils import escape
 
 from ..errors import InvalidInputError, RasterIOError
-from ..files import is_remote
+from ..files import is_remote, temporary_path
 from .raster import open_raster
 
 _INTERP = {"red": "Red", "green": "Green", "blue": "Blue"}
@@ -161,7 +161,7 @@ def write_stack(files: Sequence[str | Path], names: Sequence[str], vrt: Path) ->
     finds the same input)."""
     text = stack_vrt(files, names)
     if not (vrt.exists() and vrt.read_text() == text):
-        tmp = vrt.with_name(vrt.name + f".{os.getpid()}.part")
+        tmp = temporary_path(vrt)
         tmp.write_text(text)
         os.replace(tmp, vrt)
     return vrt

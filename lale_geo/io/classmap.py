@@ -13,6 +13,8 @@ from pyproj import Geod
 
 from ..errors import InvalidInputError
 
+_WGS84 = Geod(ellps="WGS84")
+
 # What map readers expect a class to look like (QGIS styles, ESA WorldCover, Dynamic World): the first
 # keyword found in a class name gives its display colour. Datasets' annotation colours are for decoding
 # masks, not for drawing maps (Dubai's water is orange).
@@ -109,15 +111,20 @@ def check_class_raster(src: rasterio.DatasetReader) -> None:
         raise InvalidInputError(f"{src.name}: rotated or sheared geotransform is not supported")
 
 
-def row_pixel_areas_m2(src: rasterio.DatasetReader) -> np.ndarray:
-    """Ground area (m2) of one pixel in each row: constant in projected CRSs, by latitude in geographic
-    ones (geodesic area of the cell on WGS 84)."""
+def pixel_area_m2(src: rasterio.DatasetReader, row: int = 0) -> float:
+    """Ground area (m2) of a pixel of ``row``: the same in every row of a projected CRS, by latitude in a
+    geographic one (the geodesic area of the cell on WGS 84); NaN without a CRS."""
     t = src.transform
     if src.crs is None:
-        return np.full(src.height, np.nan)
+        return float("nan")
     if src.crs.is_projected:
-        return np.full(src.height, abs(t.a * t.e) * src.crs.linear_units_factor[1] ** 2)
-    geod = Geod(ellps="WGS84")
-    tops = t.f + np.arange(src.height) * t.e
-    return np.array([abs(geod.polygon_area_perimeter([t.c, t.c + t.a, t.c + t.a, t.c], [y, y, y + t.e, y + t.e])[0])
-                     for y in tops])
+        return abs(t.a * t.e) * src.crs.linear_units_factor[1] ** 2
+    top = t.f + row * t.e
+    return abs(_WGS84.polygon_area_perimeter([t.c, t.c + t.a, t.c + t.a, t.c], [top, top, top + t.e, top + t.e])[0])
+
+
+def row_pixel_areas_m2(src: rasterio.DatasetReader) -> np.ndarray:
+    """:func:`pixel_area_m2` of every row."""
+    if src.crs is None or src.crs.is_projected:
+        return np.full(src.height, pixel_area_m2(src))
+    return np.array([pixel_area_m2(src, row) for row in range(src.height)])

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from rasterio.windows import Window
 
 from .. import __version__
 from ..errors import RasterIOError
-from ..files import is_remote, published, temporary_path
+from ..files import is_remote, published, run_tag, temporary_path
 from ..weights import WeightsCard
 from .raster import gdal_messages
 from .scaling import Scaling
@@ -88,7 +87,7 @@ class MapOutputs:
         if state:
             self.rows_done, self.counts = state["rows_done"], np.asarray(state["counts"], np.int64)
         # A temporary name unique to this run (kept by its journal for a resume): two runs never share one.
-        self.tag = state["tag"] if state else f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tag = state["tag"] if state else run_tag()
         self.key = key
         self._side_files: list[Path] = []
         # a resumed run keeps what this run's key made (the journal, column maps); other leftovers go

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from ..errors import LaleGeoError, RasterIOError
-from ..files import publish, remove_quietly, temporary_path, write_error_line
+from ..files import publish, remove_quietly, run_tag, temporary_path, write_error_line
 from .overviews import OverviewPyramid
 from .raster import gdal_messages
 
@@ -82,7 +81,7 @@ class RasterWriter:
         self.path = Path(path)
         self.overwrite = overwrite
         self.tmp = temporary_path(self.path, key)
-        self._cog = temporary_path(self.path, f"{key or uuid.uuid4().hex[:8]}.cog")
+        self._cog = temporary_path(self.path, f"{key or run_tag()}.cog")
         self._overview_resampling = overview_resampling
         self._compress = compress
         self._shape = (profile["count"], profile["height"], profile["width"], np.dtype(profile["dtype"]))

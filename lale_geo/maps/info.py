@@ -11,7 +11,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..errors import InvalidInputError
-from ..io.classmap import class_names_for, row_pixel_areas_m2
+from ..io.classmap import class_colours_for, class_names_for, row_pixel_areas_m2
 from ..io.raster import checked_read, open_raster
 
 
@@ -57,10 +57,7 @@ def raster_info(path: str | Path, classes_file: str | Path | None = None, block_
         if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
             raise InvalidInputError(f"{path}: expected one band of integer class ids")
         names = class_names_for(src, classes_file)
-        try:
-            colormap = src.colormap(1)
-        except ValueError:
-            colormap = {}
+        colormap = class_colours_for(src)
         counts, areas = class_counts(src, row_pixel_areas_m2(src), block_rows)
         tags = src.tags()
         nodata = None if src.nodata is None else int(src.nodata)

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from ..errors import InvalidInputError
-from ..io.classmap import check_class_raster, class_names_for
+from ..io.classmap import check_class_raster, class_names_for, pixel_area_m2
 from ..io.raster import checked_read, open_raster
 
 EQUAL_AREA_CRS = "EPSG:6933"  # cylindrical equal-area: pixel-grid edges stay straight, areas exact
@@ -266,9 +266,7 @@ def _sieve_threshold(src: rasterio.DatasetReader, min_pixels: int, min_area: flo
         return min_pixels
     if src.crs is None:
         raise InvalidInputError(f"{src.name}: min_area= needs a CRS; use min_pixels=")
-    centre = shapely.box(*src.xy(src.height // 2, src.width // 2, offset="ul"),
-                         *src.xy(src.height // 2 + 1, src.width // 2 + 1, offset="ul"))
-    pixel = areas_m2(gpd.GeoSeries([centre], crs=src.crs))[0]
+    pixel = pixel_area_m2(src, src.height // 2)  # the middle row's, in a geographic CRS
     return max(min_pixels, int(np.ceil(min_area / pixel)))
 
 

@@ -64,7 +64,7 @@ class RasterSample:
         with open_image(image_path) as image, open_image(mask_path) as mask:
             self.shape: tuple[int, int] = (image.height, image.width)
             self.mask_bands = min(mask.count, 3)
-            self.colormap = mask.colormap(1) if mask.colorinterp[0] == ColorInterp.palette else None
+            self.colormap = _palette(mask)
 
     @property
     def band_indexes(self) -> list[int]:
@@ -115,10 +115,14 @@ def open_image(path: Path) -> rasterio.DatasetReader:
         raise DatasetError(str(e)) from None
 
 
+def _palette(src: rasterio.DatasetReader) -> dict | None:
+    """The colour table of a palette mask (its colours encode the classes), else None."""
+    return src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
+
+
 def _read(path: Path) -> tuple[np.ndarray, list[ColorInterp], dict | None]:
     with open_image(path) as src, checked_read(src, f"the whole image ({src.height}x{src.width} px)"):
-        colormap = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
-        return src.read(), list(src.colorinterp), colormap
+        return src.read(), list(src.colorinterp), _palette(src)
 
 
 def decode_mask(path: Path, table: ClassTable) -> np.ndarray:

@@ -16,7 +16,7 @@ Torch is imported only where a path needs it: a run of the weights' INT8 OpenVIN
 from .base import Engine, LogProbabilities, SerialisedEngine, normalise, start_batch
 from .devices import cpu_threads, device_type, resolve_device
 from .model_and_card import ModelAndCard
-from .onnx_files import export_onnx, quiet_exporter, weights_digest
+from .onnx_files import export_onnx, quiet_exporter
 from .onnxruntime_engine import OnnxRuntimeEngine
 from .openvino_engine import OpenVINOEngine
 from .selection import ENGINES, block_engine, create_engine
@@ -24,4 +24,4 @@ from .torch_engine import TorchEngine
 
 __all__ = ["ENGINES", "Engine", "LogProbabilities", "ModelAndCard", "OnnxRuntimeEngine", "OpenVINOEngine",
            "SerialisedEngine", "TorchEngine", "block_engine", "cpu_threads", "create_engine", "device_type",
-           "export_onnx", "normalise", "quiet_exporter", "resolve_device", "start_batch", "weights_digest"]
+           "export_onnx", "normalise", "quiet_exporter", "resolve_device", "start_batch"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...cache import cache_dir as default_cache_dir
+from ...checksums import tensors_sha256
 from ...errors import LaleGeoError
 from ...files import published
 from ...weights import WeightsCard
@@ -27,16 +28,6 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def weights_digest(model: nn.Module) -> str:
-    """sha256 of the network's tensors: what identifies an export or a cached engine (not the card,
-    which an in-memory model may share with other tensors). Computed every time (about 20 ms for
-    LALE-S1): a model changed in place must never find the engine of its old weights."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return hashlib.sha256(save(state)).hexdigest()
-
-
 def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size: int,
                 cache_dir: Path | None = None) -> Path:
     """The model exported to ONNX for one static (batch, bands, tile, tile) shape; cached by weights.
@@ -46,7 +37,7 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     import torch
 
     cache_dir = cache_dir or default_cache_dir()
-    digest = hashlib.sha256(weights_digest(model).encode())
+    digest = hashlib.sha256(tensors_sha256(model).encode())
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
     path = cache_dir / "onnx" / f"{card.model}-{digest.hexdigest()[:20]}.onnx"
     if path.exists():

@@ -8,11 +8,12 @@ import logging
 import threading
 from pathlib import Path
 
+from ...checksums import tensors_sha256
 from ...errors import InvalidInputError, LaleGeoError, WeightsError, message_line
 from .base import Engine, SerialisedEngine
 from .devices import cpu_threads, device_type, resolve_device
 from .model_and_card import ModelAndCard
-from .onnx_files import _available, weights_digest
+from .onnx_files import _available
 from .onnxruntime_engine import OnnxRuntimeEngine
 from .openvino_engine import OpenVINOEngine
 from .torch_engine import TorchEngine
@@ -80,7 +81,7 @@ def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "a
     card = weights[1]
     cpu = device_type(device) == "cpu" and engine != "torch"
     # An INT8 model is identified by its (checksum-verified) file; the network is then never loaded.
-    tensors = str(int8_model) if int8_model is not None else weights_digest(weights[0])
+    tensors = str(int8_model) if int8_model is not None else tensors_sha256(weights[0])
     key = (engine, tensors, tuple(card.mean), tuple(card.std), device, batch_size, tile_size,
            threading.get_ident() if cpu else None)
     with _ENGINES_LOCK:
