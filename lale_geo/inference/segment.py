@@ -15,10 +15,12 @@ import dask
 import dask.array as dsa
 import numpy as np
 import xarray as xr
+from rasterio.enums import MaskFlags
+from rasterio.windows import Window
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, RasterIOError
 from ..io.outputs import OUTPUT_NODATA, map_tags
-from ..io.raster import valid_pixels
+from ..io.raster import lazy_dataset_mask, open_raster, read_dataset_mask, valid_pixels
 from ..io.scaling import Scaling, fixed_scaling, sample_scaling
 from .domain import guard_grid
 from .engines import ModelAndCard
@@ -62,8 +64,9 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         block_size: largest output block edge in pixels; blocks follow the tile grid, and a scene gets
             at least one block per thread of the current Dask scheduler when it is large enough. A block
             holds its float32 logits (classes x block) while it runs.
-        mask: optional (y, x) validity (True = valid), e.g. from an alpha band or a GDAL mask; nodata
-            values and NaN are always masked.
+        mask: optional (y, x) validity (True = valid); nodata values and NaN are always masked. By default,
+            an array opened from a file (``rioxarray.open_rasterio``) gets that file's GDAL dataset mask
+            (alpha band, internal mask) where it has one, as ``lale-geo predict`` does.
         options: :class:`~lale_geo.inference.settings.InferenceSettings` fields (``bands``: 1-based positions
             along ``band`` in the weights' order; ``scale``; ``tile_size``, ``overlap``, ``batch_size``,
             ``device``, ``engine``), as for ``lale-geo predict``.
@@ -96,13 +99,15 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
                                 f"({', '.join(card.bands)}); pick them with bands=[...]")
     _, H, W = da.shape
     if hasattr(da, "rio") and da.rio.crs is not None:  # the grid alone: nothing is computed
-        for warning in guard_grid(card, da.rio.crs, da.rio.transform(), H, W, strict=settings.strict_domain,
+        for warning in guard_grid(card, da.rio.crs, _grid_of(da), H, W, strict=settings.strict_domain,
                                   name="segment"):
             warnings.warn(warning, stacklevel=2)
     grid = TileGrid(H, W, resolved.tile_size, resolved.overlap)
     nodata = da.rio.nodata if hasattr(da, "rio") else da.attrs.get("_FillValue")
     data = da.data
     lazy = isinstance(data, dsa.Array)
+    if mask is None:
+        mask = _file_mask(da, lazy)
     mask_data = None if mask is None else getattr(mask, "data", mask)
     if mask_data is not None and tuple(mask_data.shape) != (H, W):
         raise InvalidInputError(f"segment: mask shape {tuple(mask_data.shape)} differs from the image's {(H, W)}")
@@ -154,8 +159,50 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
     if hasattr(da, "rio") and da.rio.crs is not None:
         out = out.rio.write_crs(da.rio.crs)
     if hasattr(da, "rio"):
-        out = out.rio.write_transform(da.rio.transform())
+        out = out.rio.write_transform(_grid_of(da))
     return out
+
+
+def _grid_of(da: xr.DataArray):
+    """``da``'s geotransform: rioxarray's stored one (exact, as the file says) unless the coordinates say
+    otherwise, as they do when the array was subsampled (``isel(x=slice(None, None, 2))``: the stored
+    transform stays the file's)."""
+    stored = da.rio.transform()
+    try:
+        computed = da.rio.transform(recalc=True)
+    except Exception:  # noqa: BLE001 - one-pixel axes have no spacing to recalculate from
+        return stored
+    same = np.allclose(tuple(stored)[:6], tuple(computed)[:6], rtol=1e-9, atol=1e-9 * abs(stored.a))
+    return stored if same else computed
+
+
+def _file_mask(da: xr.DataArray, lazy: bool):
+    """GDAL's dataset mask of the file ``da`` was opened from, on ``da``'s grid (it may be a window of the
+    file), where the file has an alpha band or an internal mask; None otherwise. An array that no longer
+    lines up with its file (resampled, flipped) gets a warning instead of a misplaced mask."""
+    path = da.encoding.get("source")
+    if not path or not hasattr(da, "rio"):
+        return None
+    try:
+        src = open_raster(path)
+    except RasterIOError:  # the array outlived its file: nothing to read the mask from
+        return None
+    with src:
+        if not any({MaskFlags.per_dataset, MaskFlags.alpha} & set(flags) for flags in src.mask_flag_enums):
+            return None
+        _, H, W = da.shape
+        mine, theirs = _grid_of(da), src.transform
+        col, row = ~theirs @ (mine.c, mine.f)
+        x0, y0 = round(col), round(row)
+        lined_up = (np.allclose([mine.a, mine.b, mine.d, mine.e], [theirs.a, theirs.b, theirs.d, theirs.e])
+                    and abs(col - x0) < 1e-6 and abs(row - y0) < 1e-6
+                    and 0 <= x0 and x0 + W <= src.width and 0 <= y0 and y0 + H <= src.height)
+    if not lined_up:
+        warnings.warn(f"segment: {path} has a dataset mask (alpha band or internal mask) that does not line up "
+                      "with the array (resampled or flipped?); pass mask= to mask its invalid pixels", stacklevel=3)
+        return None
+    window = Window(x0, y0, W, H)
+    return lazy_dataset_mask(path, window) if lazy else read_dataset_mask(path, window)
 
 
 def _scaling_description(scaling, dtype, bands: int, resolved: ResolvedSettings) -> str:

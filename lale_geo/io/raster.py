@@ -269,27 +269,27 @@ def window_validity(src: rasterio.DatasetReader, bands: Sequence[int], window: W
     return valid
 
 
-def _read_mask_block(path: str, y0: int, x0: int, h: int, w: int) -> np.ndarray:
-    with open_raster(path) as src:
-        return src.dataset_mask(window=Window(x0, y0, w, h)) > 0
+def read_dataset_mask(path: str | Path, window: Window) -> np.ndarray:
+    """GDAL's dataset mask (nodata, alpha, internal mask) of a window of ``path`` as (h, w) bools, in one
+    checked read."""
+    with open_raster(path) as src, checked_read(src, window):
+        return src.dataset_mask(window=window) > 0
 
 
-def lazy_dataset_mask(path: str | Path, block_size: int = 2048):
-    """GDAL's dataset mask (nodata, alpha, internal mask) of ``path`` as a lazy (y, x) Dask bool array."""
+def lazy_dataset_mask(path: str | Path, window: Window, block_size: int = 2048):
+    """:func:`read_dataset_mask` of ``window`` as a lazy (h, w) Dask bool array, read by blocks where it is
+    computed (a Dask worker opens the file itself)."""
     import dask
     import dask.array as dsa
 
-    with open_raster(path) as src:
-        H, W = src.height, src.width
+    y0, x0, H, W = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
     rows = []
-    for y0 in range(0, H, block_size):
-        h = min(block_size, H - y0)
+    for y in range(0, H, block_size):
+        h = min(block_size, H - y)
         row = []
-        for x0 in range(0, W, block_size):
-            w = min(block_size, W - x0)
-            task = dask.delayed(_read_mask_block)(str(path), y0, x0, h, w)
+        for x in range(0, W, block_size):
+            w = min(block_size, W - x)
+            task = dask.delayed(read_dataset_mask)(str(path), Window(x0 + x, y0 + y, w, h))
             row.append(dsa.from_delayed(task, shape=(h, w), dtype=bool))
         rows.append(row)
     return dsa.block(rows)
-
-

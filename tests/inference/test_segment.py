@@ -107,3 +107,49 @@ def test_a_segment_map_written_with_rio_to_raster_reads_like_a_predict_map(rgb, 
     classes = item.assets[CLASSES_ASSET].extra_fields["classification:classes"]
     hints = {c["value"]: c.get("color_hint") for c in classes if not c.get("nodata")}
     assert hints == {c.id: "{:02X}{:02X}{:02X}".format(*c.colour) for c in card.classes}
+
+
+@pytest.fixture
+def internally_masked(rgb, tmp_path):
+    """RGB.byte with an internal GDAL mask over pixels that hold ordinary values (not nodata)."""
+    with rasterio.open(rgb) as src:
+        window = rasterio.windows.Window(200, 150, 300, 260)
+        pixels = src.read(window=window)
+        profile = dict(driver="GTiff", width=300, height=260, count=3, dtype="uint8", crs=src.crs,
+                       transform=src.window_transform(window), tiled=True, blockxsize=128, blockysize=128)
+    pixels[pixels == 0] = 1  # no nodata value at all: only the mask says what is invalid
+    mask = np.full((260, 300), 255, np.uint8)
+    mask[40:90, 60:200] = 0
+    path = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels)
+        dst.write_mask(mask)
+    return path, mask > 0
+
+
+def test_segment_honours_the_files_dataset_mask_like_predict(internally_masked, tmp_path):
+    path, valid = internally_masked
+    predict(path, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    with rasterio.open(tmp_path / "cli.tif") as cli:
+        expected = cli.read(1)
+    np.testing.assert_array_equal(expected == OUTPUT_NODATA, ~valid)
+    lazy = segment(rioxarray.open_rasterio(path, chunks=True), model=PAIR, device="cpu", block_size=128)
+    eager = segment(rioxarray.open_rasterio(path).load(), model=PAIR, device="cpu")
+    np.testing.assert_array_equal(lazy.values, expected)
+    np.testing.assert_array_equal(eager.values, expected)
+    window = segment(rioxarray.open_rasterio(path).isel(y=slice(30, 200), x=slice(50, 250)), model=PAIR, device="cpu")
+    np.testing.assert_array_equal(window.values == OUTPUT_NODATA, ~valid[30:200, 50:250])
+
+
+def test_segment_warns_when_the_files_mask_cannot_be_placed_on_the_array(internally_masked):
+    path, _ = internally_masked
+    halved = rioxarray.open_rasterio(path).isel(y=slice(None, None, 2), x=slice(None, None, 2))
+    with pytest.warns(UserWarning, match="masked.tif has a dataset mask .* does not line up with the array"):
+        segment(halved, model=PAIR, device="cpu")
+    given = np.ones(halved.shape[1:], bool)
+    given[:5] = False
+    out = segment(halved, model=PAIR, device="cpu", mask=given)  # the caller's own mask: no warning needed
+    assert (out.values[:5] == OUTPUT_NODATA).all() and (out.values[5:] != OUTPUT_NODATA).all()
+    with rasterio.open(path) as src:  # the map sits on the halved grid, not on the file's
+        assert out.rio.transform().a == pytest.approx(2 * src.transform.a)
+        assert out.rio.transform().e == pytest.approx(2 * src.transform.e)
