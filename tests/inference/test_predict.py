@@ -233,33 +233,6 @@ def test_trained_lale_tiled_agrees_with_untiled(tmp_path, dubai):
     assert (tiled == untiled_labels(model, card, pixels)).mean() >= 0.85
 
 
-@pytest.mark.slow
-def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path):
-    distributed = pytest.importorskip("distributed")
-    src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
-    pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each single-threaded worker: float sums then add up in the same order
-    try:
-        predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif")
-    finally:
-        torch.set_num_threads(threads)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU,
-                          scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
-    assert summary.tiles_computed is None
-    report = summary.cluster
-    assert (report.workers, report.threads, report.engine) == (2, 2, "torch-cpu") and report.blocks >= 2
-    pixels = summary.width * summary.height
-    assert report.bytes_received == pixels * (1 + 4)  # uint8 classes + 4 uint8 percentages, no float logits
-    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
-        np.testing.assert_array_equal(a.read(), b.read())
-        assert a.transform == b.transform and a.crs == b.crs
-    with rasterio.open(tmp_path / "lp.tif") as a, rasterio.open(tmp_path / "cp.tif") as b:
-        np.testing.assert_array_equal(a.read(), b.read())
-
-
 def test_plan_counts_the_tiles_of_the_real_run(scene, tmp_path):
     from lale_geo.inference.predict import plan
 

@@ -100,36 +100,6 @@ def test_shipped_dubai_table_reads_the_real_data(dubai):
     assert (masks < 5).mean() > 0.98  # ignore colours are under 2 % of pixels (README: < 1 % each)
 
 
-def test_missing_class_table_names_the_options(tmp_path):
-    with pytest.raises(DatasetError, match="dubai-aerial"):
-        resolve_class_table(tmp_path)
-
-
-def test_worldcover_remap_to_aras400k_on_the_real_tile(tmp_path):
-    from rasterio.windows import Window
-
-    from lale_geo.training.datasets import WORLDCOVER_TO_ARAS400K, remap_worldcover
-    from tests.conftest import FIXTURES, need
-
-    src = need(FIXTURES / "worldcover" / "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif")
-    with rasterio.open(src) as s:
-        window = Window(6500, 30500, 1200, 1000)
-        codes = s.read(1, window=window)
-        profile = dict(s.profile, width=1200, height=1000, transform=s.window_transform(window))
-    with rasterio.open(tmp_path / "wc.tif", "w", **profile) as dst:
-        dst.write(codes, 1)
-    counts = remap_worldcover(tmp_path / "wc.tif", tmp_path / "aras.tif")
-    with rasterio.open(tmp_path / "aras.tif") as out:
-        mapped = out.read(1)
-        assert out.transform == profile["transform"] and out.nodata == 255
-        assert out.colormap(1)[6][:3] == (0, 0, 255)
-    for code, class_id in WORLDCOVER_TO_ARAS400K.items():
-        assert (mapped[codes == code] == class_id).all()
-    assert (mapped[codes == 0] == 255).all()
-    assert counts["Tree cover"] == np.isin(codes, [10, 95]).sum() > 0
-    assert counts["Grassland"] == np.isin(codes, [30, 90, 100]).sum() > 0
-
-
 def test_geotiff_label_rasters_with_values_and_four_bands(tmp_path):
     from rasterio.transform import Affine
 
