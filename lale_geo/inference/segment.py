@@ -10,6 +10,8 @@ engine once per weights.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
+from os import PathLike
 
 import dask
 import dask.array as dsa
@@ -20,7 +22,17 @@ from rasterio.windows import Window
 
 from ..errors import InvalidInputError, RasterIOError
 from ..io.outputs import OUTPUT_NODATA, map_tags
-from ..io.raster import lazy_dataset_mask, open_raster, read_dataset_mask, valid_pixels
+from ..io.raster import (
+    check_dtype,
+    check_georeferencing,
+    checked_read,
+    lazy_dataset_mask,
+    open_raster,
+    read_dataset_mask,
+    reading_env,
+    select_bands,
+    valid_pixels,
+)
 from ..io.scaling import Scaling, fixed_scaling, sample_scaling
 from .domain import guard_grid
 from .engines import ModelAndCard
@@ -51,13 +63,15 @@ def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: Infe
     return finish_rows(logits, core_valid).labels
 
 
-def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard | tuple | None = None,
+def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, model: ModelAndCard | tuple | None = None,
             probabilities: bool = False, block_size: int = 4096, mask: xr.DataArray | np.ndarray | None = None,
             **options) -> xr.DataArray:
     """Land-cover classes (or per-class probabilities) of a (band, y, x) DataArray.
 
     Args:
-        da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)``.
+        da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)``; or a
+            raster's path or URL, read lazily by blocks through the same checked reader as ``lale-geo
+            predict`` (a damaged block is a one-line error naming the window) with predict's band choice.
         weights: shipped weights name or path (default: the shipped default weights).
         model: an explicit (model, card) pair instead of ``weights`` (e.g. ``random_weights()``).
         probabilities: return (class, y, x) float32 probabilities (NaN on nodata) instead of class ids.
@@ -82,10 +96,15 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         >>> classes = lale_geo.segment(da)          # lazy
         >>> classes.rio.to_raster("landcover.tif")  # computes
     """
-    da = _checked_image(da)
     resolved = settings_with(InferenceSettings(weights=weights), options).resolve(model)
     card, settings = resolved.card, resolved.settings
-    if settings.bands is not None:
+    from_file = isinstance(da, (str, PathLike))
+    if from_file:
+        da, bands = scene_array(da, card.bands, settings.bands, block_size)
+        resolved = ResolvedSettings(replace(settings, bands=tuple(bands)), resolved.model)
+        settings = resolved.settings
+    da = _checked_image(da)
+    if settings.bands is not None and not from_file:
         outside = [b for b in settings.bands if b > da.sizes["band"]]
         if outside:
             raise InvalidInputError(f"bands={list(settings.bands)}: band(s) {outside} beyond the array's "
@@ -161,6 +180,41 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
     if hasattr(da, "rio"):
         out = out.rio.write_transform(_grid_of(da))
     return out
+
+
+def _read_block(path: str, bands: list[int], window: Window) -> np.ndarray:
+    with reading_env(), open_raster(path) as src, checked_read(src, window):
+        return src.read(bands, window=window)
+
+
+def scene_array(path: str | PathLike, card_bands, bands=None, chunk: int = 2048) -> tuple[xr.DataArray, list[int]]:
+    """The scene at ``path`` as a lazy (band, y, x) DataArray of the bands that feed the model (predict's
+    rule: ``bands``, else colour interpretation, else the non-alpha bands), read by ``chunk``-pixel blocks
+    through the checked reader, with rioxarray's coordinates, CRS, transform and nodata; and the bands."""
+    path = str(path)
+    with reading_env(), open_raster(path) as src:
+        check_dtype(src)
+        check_georeferencing(src)
+        chosen = select_bands(src, card_bands, bands)
+        H, W, t, crs, nodata, dtype = src.height, src.width, src.transform, src.crs, src.nodata, src.dtypes[0]
+    rows = []
+    for y in range(0, H, chunk):
+        h = min(chunk, H - y)
+        row = []
+        for x in range(0, W, chunk):
+            w = min(chunk, W - x)
+            task = dask.delayed(_read_block)(path, chosen, Window(x, y, w, h))
+            row.append(dsa.from_delayed(task, shape=(len(chosen), h, w), dtype=dtype))
+        rows.append(row)
+    coords = {"band": chosen, "y": t.f + (np.arange(H) + 0.5) * t.e, "x": t.c + (np.arange(W) + 0.5) * t.a}
+    da = xr.DataArray(dsa.block(rows), dims=("band", "y", "x"), coords=coords)
+    da = da.rio.write_transform(t)
+    if crs is not None:
+        da = da.rio.write_crs(crs)
+    if nodata is not None:
+        da = da.rio.write_nodata(nodata)
+    da.encoding["source"] = path
+    return da, chosen
 
 
 def _grid_of(da: xr.DataArray):

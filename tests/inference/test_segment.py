@@ -153,3 +153,26 @@ def test_segment_warns_when_the_files_mask_cannot_be_placed_on_the_array(interna
     with rasterio.open(path) as src:  # the map sits on the halved grid, not on the file's
         assert out.rio.transform().a == pytest.approx(2 * src.transform.a)
         assert out.rio.transform().e == pytest.approx(2 * src.transform.e)
+
+
+def test_a_path_is_read_lazily_through_the_checked_reader_and_equals_the_cli_map(rasterio_fixtures, tmp_path):
+    src = rasterio_fixtures / "RGBA.byte.tif"  # predict's band rule (alpha skipped) and its mask apply
+    predict(src, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    with dask.config.set(scheduler=fail_on_compute):
+        out = segment(str(src), model=PAIR, device="cpu", block_size=300)
+    assert isinstance(out.data, dask.array.Array) and out.attrs["LALE_GEO_BANDS"] == "1,2,3"
+    with rasterio.open(tmp_path / "cli.tif") as cli:
+        np.testing.assert_array_equal(out.values, cli.read(1))
+        assert out.rio.transform() == cli.transform and out.rio.crs == cli.crs
+
+
+def test_a_damaged_block_of_a_path_is_a_one_line_error_naming_the_window(tmp_path):
+    from lale_geo.errors import RasterIOError
+    from tests.faults.common import write_scene
+    from tests.faults.tiff import damage_tile
+
+    bad = write_scene(tmp_path / "bad.tif", 128, tiled=True, blockxsize=64, blockysize=64, compress="LZW")
+    damage_tile(bad, 3, 0.1)
+    out = segment(bad, model=PAIR, device="cpu")
+    with pytest.raises(RasterIOError, match=r"bad.tif: read failed at row 0, col 0 \(128x128 px\)"):
+        out.compute()
