@@ -3,7 +3,7 @@ size) and photometric jitter on [0, 1] pixels. Pure numpy + torch resampling, no
 
 Why these: LALE's attention is global within a tile, so a network trained on one crop size and one
 ground-sample distance learns to depend on that context; varying both at training time is what makes
-a pixel's class depend less on the tile it is predicted in (issue 14)."""
+a pixel's class depend less on the tile it is predicted in."""
 
 from __future__ import annotations
 

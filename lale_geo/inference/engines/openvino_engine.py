@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 class OpenVINOEngine:
     """OpenVINO on the CPU. With several threads the batch is cut into parts of two tiles that run as
-    parallel single-threaded streams (on these 2-core machines 1.19x the throughput of one request
-    with two threads: benchmarks/engines_streams.py), and :meth:`start` runs a batch in the background
+    parallel single-threaded streams (more throughput than one request with every thread on small CPUs:
+    benchmarks/engines_streams.py), and :meth:`start` runs a batch in the background
     while the caller reads and stitches (two sets of requests: one computing, one being collected)."""
 
     PART = 2  # tiles per request when the batch is split across streams
@@ -44,7 +44,7 @@ class OpenVINOEngine:
             # a graph file (INT8, another tool's ONNX) has a batch of its own, which may be fixed inside it
             self.part = self.part if int8_model is None else _fit_batch(graph, self.part, batch_size, tile_size)
             split = threads > 1 and batch_size > self.part
-            # Pinning off: with it on, runs on these shared 2-core machines were at half speed now and then.
+            # Pinning off: with it on, runs on shared machines were at half speed now and then.
             config = {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False,
                       "INFERENCE_PRECISION_HINT": "f32"}
             config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads} if split else

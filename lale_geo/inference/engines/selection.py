@@ -74,8 +74,8 @@ def block_engine(engine: str, weights: ModelAndCard | tuple, *, device: str = "a
 
     Dask runs tasks on a pool of threads, about one per core. The CPU engines (OpenVINO, onnxruntime)
     then get one engine per thread with one core each: the pool keeps every core busy with the network
-    while other threads read and stitch (segment() then ran at 1.06x the CLI's throughput, against
-    0.84x with one shared two-thread engine whose calls were serialised: benchmarks/paths.py). Torch
+    while other threads read and stitch, where one shared multi-thread engine would serialise the calls
+    (benchmarks/paths.py compares the paths). Torch
     sets its threads per process, so it gets one engine whose calls are serialised instead of
     oversubscribed cores."""
     card = weights[1]
