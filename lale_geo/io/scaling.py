@@ -27,7 +27,7 @@ class Scale(NamedTuple):
         return cls(np.asarray(low, np.float64), np.asarray(high, np.float64))
 
     def fill(self, mean: Sequence[float]) -> list[float]:
-        """Raw values that normalise to exactly zero under this scale and the card's ``mean``: what masked
+        """Raw values that normalise to zero (to float32 rounding) under this scale and the card's ``mean``: what masked
         pixels are filled with, so they do not push the network."""
         low, high = (np.broadcast_to(v, (len(mean),)) for v in self)
         return [float(lo + m * (hi - lo)) for lo, hi, m in zip(low, high, mean)]
@@ -56,7 +56,11 @@ def fixed_scaling(dtype, n: int, input_range: Sequence[float], scale=None) -> Sc
     card's range when the weights were trained on raw values of another range; uint8 as is for an 8-bit
     model. None: the data must be sampled (``percentile_scaling``)."""
     if scale is not None:
-        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in scale)
+        sizes = [np.size(v) for v in scale]
+        if any(size not in (1, n) for size in sizes):
+            raise InvalidInputError(f"scale={scale[0]},{scale[1]}: {max(sizes)} values for {n} band(s); give one "
+                                    "number for all bands or one per band")
+        lo, hi = (np.broadcast_to(np.asarray(v, np.float64).reshape(-1), (n,)) for v in scale)
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # inf/nan would scale every pixel to nan
             raise InvalidInputError(f"scale={scale[0]},{scale[1]}: MIN and MAX must be finite numbers")
         if not (lo < hi).all():
