@@ -10,11 +10,13 @@ engine once per weights.
 from __future__ import annotations
 
 import warnings
+from typing import TypedDict
 
 import dask
 import dask.array as dsa
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 
 from ..errors import InvalidInputError
 from ..io.outputs import OUTPUT_NODATA, map_tags
@@ -26,6 +28,16 @@ from .grid import Block, TileGrid, plan_blocks
 from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import finish_rows, softmax
 from .tile_loop import ArraySource, predict_region
+
+
+class _BlockOptions(TypedDict):
+    """The keyword arguments of :func:`_segment_block` that every block of one ``segment()`` shares."""
+
+    weights: str | ModelAndCard | Delayed  # a name, or the model (in a Dask graph: shipped once, as one object)
+    settings: InferenceSettings
+    grid: TileGrid
+    nodata: float | None
+    probabilities: bool
 
 
 def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: InferenceSettings, grid: TileGrid,
@@ -116,10 +128,11 @@ def segment(da: xr.DataArray, weights: str | None = None, *, model: ModelAndCard
         data = np.asarray(data)
         scaling = sample_scaling(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
 
-    weights_ref = settings.weights or resolved.model
+    weights_ref: str | ModelAndCard | Delayed = settings.weights or resolved.model
     if lazy and not isinstance(weights_ref, str):
         weights_ref = dask.delayed(weights_ref)  # ship an in-memory model once, not once per block
-    common = dict(weights=weights_ref, settings=settings, grid=grid, nodata=nodata, probabilities=probabilities)
+    common = _BlockOptions(weights=weights_ref, settings=settings, grid=grid, nodata=nodata,
+                           probabilities=probabilities)
     lead = (card.num_classes,) if probabilities else ()
     out_dtype = np.float32 if probabilities else np.uint8
 
