@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
@@ -24,7 +25,7 @@ __all__ = ["REMOTE_PREFIXES", "check_output", "is_remote", "lock_path", "locked_
 REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "az://", "/vsi")
 
 
-def is_remote(path: str | Path) -> bool:
+def is_remote(path: str | Path) -> TypeGuard[str]:
     """A URL or GDAL virtual path (``https://…/scene.tif``, ``s3://…``, ``/vsizip/…``): read through GDAL,
     never a local file (and never a ``Path``, which would fold the ``//`` of a URL)."""
     return isinstance(path, str) and path.startswith(REMOTE_PREFIXES)

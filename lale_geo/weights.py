@@ -148,13 +148,15 @@ class WeightsCard:
 # Field -> (JSON kinds allowed, what to say): the card is user input, so every type is checked before use
 # (a wrong one would otherwise surface later as a TypeError deep in the pipeline).
 _NUMBER = (int, float)
-_SCALARS = {"name": (str, "a string"), "model": (str, "a string"), "license": (str, "a string"),
-            "sha256": (str, "a string"), "tile_size": (int, "an integer"), "overlap": (int, "an integer"),
-            "model_kwargs": (dict, "an object"), "training": (dict, "an object"), "metrics": (dict, "an object"),
-            "lale_geo_version": (str, "a string"), "domain": ((dict, type(None)), "an object or null"),
-            "int8": ((dict, type(None)), "an object or null")}
-_LISTS = {"bands": (str, "strings"), "input_range": (_NUMBER, "numbers"), "mean": (_NUMBER, "numbers"),
-          "std": (_NUMBER, "numbers")}
+_SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a string"), "model": (str, "a string"), "license": (str, "a string"),
+    "sha256": (str, "a string"), "tile_size": (int, "an integer"), "overlap": (int, "an integer"),
+    "model_kwargs": (dict, "an object"), "training": (dict, "an object"), "metrics": (dict, "an object"),
+    "lale_geo_version": (str, "a string"), "domain": ((dict, type(None)), "an object or null"),
+    "int8": ((dict, type(None)), "an object or null")}
+_LISTS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "bands": (str, "strings"), "input_range": (_NUMBER, "numbers"), "mean": (_NUMBER, "numbers"),
+    "std": (_NUMBER, "numbers")}
 
 
 def _json_kind(value: Any) -> str:
@@ -283,10 +285,14 @@ def random_weights(model: str = "lale_s1", num_classes: int = 5, seed: int = 0) 
     net = create_model(model, num_classes=num_classes).eval()
     digest = tensors_sha256(net)
     rng = np.random.default_rng(seed)
+
+    def colour() -> tuple[int, int, int]:
+        r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+        return r, g, b
+
     card = WeightsCard(
         name=f"untrained-{model}", model=model,
-        classes=tuple(ClassInfo(i, f"class {i}", tuple(int(v) for v in rng.integers(0, 256, 3)))
-                      for i in range(num_classes)),
+        classes=tuple(ClassInfo(i, f"class {i}", colour()) for i in range(num_classes)),
         bands=("red", "green", "blue"), input_range=(0, 255), mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225), tile_size=512, overlap=128, license="n/a", sha256=digest,
         training={"untrained": True, "seed": seed})

@@ -14,7 +14,7 @@ from .options import json_option
 
 
 def model_rows(num_classes: int = 7) -> list[dict]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for name in list_models():
         with torch.device("meta"):  # shapes only: no weights initialised, no memory
             try:

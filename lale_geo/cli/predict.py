@@ -167,7 +167,7 @@ def command(ctx, sources, dst, band_files, assets, weights, random_model, bands,
                                item_show_func=lambda rate: rate, hidden=quiet or not sys.stderr.isatty()) as bar:
             summary = predict(src, dst, settings, model=model, probabilities=probabilities, confidence=confidence,
                               overwrite=overwrite, resume=resume, scheduler=scheduler, progress=BarProgress(bar))
-        if scheduler:
+        if summary.cluster is not None:  # run on the scheduler
             logging.getLogger(__name__).info("cluster: %s", summary.cluster.describe(summary.width * summary.height))
         if vector:
             polygons = vectorize_to_file(dst, vector, overwrite=overwrite)

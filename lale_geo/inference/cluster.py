@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from .settings import InferenceSettings, ResolvedSettings
 from .stitching import finish_rows
 from .strips import read_region
 from .tile_loop import ArraySource, predict_region
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
@@ -107,7 +111,9 @@ class Connection:
         self.address = address
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._client, self._error, self._abandoned = None, None, False
+        self._client: Client | None = None
+        self._error: Exception | None = None
+        self._abandoned = False
         threading.Thread(target=self._connect, name="lale-geo-connect", daemon=True).start()
 
     def _connect(self) -> None:
@@ -167,10 +173,11 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
 
     for i in range(min(in_flight, len(rows))):
         submit(i)
-    received, engines, tiles_done = 0, set(), 0
+    received, tiles_done = 0, 0
+    engines: set[str] = set()
     for i, row in enumerate(rows):
         results = [_result(client, f) for f in futures[i]]
-        futures[i] = None
+        futures[i] = []  # let go of the row's futures
         if i + in_flight < len(rows):
             submit(i + in_flight)
         received += sum(r.nbytes for r, _ in results)

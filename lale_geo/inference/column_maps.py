@@ -51,7 +51,8 @@ def predict_in_column_blocks(scene, bands: Sequence[int], fill: Sequence[float],
         if _complete(paths[i], grid.height, block.width, bands_out):
             if progress:
                 progress(len(grid.row_origins) * len(grid.cols_meeting(block.x0, block.x1)))
-            handover = _close(handover)
+            _close(handover)
+            handover = None
             continue
         following = blocks[i + 1] if i + 1 < len(blocks) else None
         passing_on = Handover(following.read_x0, following.file_x0) if following else None

@@ -93,6 +93,13 @@ class TileGrid:
     overlap: int
     row_origins: tuple[int, ...] = field(init=False)
     col_origins: tuple[int, ...] = field(init=False)
+    # Derived in __post_init__, left out of init, repr, comparison and hash: 1-D weights per tile row and
+    # column, the index of each one's first equal, and the (row kind, column kind) -> 2-D weights cache.
+    _row_w: list[np.ndarray] = field(init=False, repr=False, compare=False)
+    _col_w: list[np.ndarray] = field(init=False, repr=False, compare=False)
+    _row_kind: list[int] = field(init=False, repr=False, compare=False)
+    _col_kind: list[int] = field(init=False, repr=False, compare=False)
+    _outer: dict[tuple[int, int], np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:

@@ -127,7 +127,7 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
             if progress:
                 progress.start(tiles_of(grid, blocks))
             engine = None if scheduler else resolved.create_engine()
-            engine_name = f"dask.distributed at {scheduler}" if scheduler else engine.name
+            engine_name = f"dask.distributed at {scheduler}" if engine is None else engine.name
             tags = map_tags(resolved, scaling.describe(), band_indexes, engine_name)
             key = run_key(src, card, resolved.to_json(), band_indexes, scaling, engine_name, outputs)
             written = MapOutputs(scene, card, tags, dst, probabilities, confidence, key=key, resume=resume,
@@ -145,6 +145,7 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                                              resume_at=written.rows_done, connecting=connecting)
                     computed, engine_name = None, cluster.engine
                 elif len(blocks) > 1:  # too wide for one strip
+                    assert engine is not None  # made above for a run without a scheduler
                     computed = predict_in_column_blocks(scene, band_indexes, fill, grid, blocks, engine, scale,
                                                         resolved.batch_size, written, advance)
                 else:
@@ -156,6 +157,7 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                             written.write_finished(band.y0, finish_rows(band.logits, valid, bool(probabilities),
                                                                         bool(confidence)))
 
+                    assert engine is not None  # made above for a run without a scheduler
                     computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
                                             resume_at=written.rows_done)
                 nodata = int(written.counts[OUTPUT_NODATA])

@@ -12,11 +12,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 from os import PathLike
+from typing import TypedDict
 
 import dask
 import dask.array as dsa
 import numpy as np
 import xarray as xr
+from dask.delayed import Delayed
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
@@ -40,6 +42,16 @@ from .grid import Block, TileGrid, plan_blocks
 from .settings import InferenceSettings, ResolvedSettings, settings_with
 from .stitching import finish_rows, softmax
 from .tile_loop import ArraySource, predict_region
+
+
+class _BlockOptions(TypedDict):
+    """The keyword arguments of :func:`_segment_block` that every block of one ``segment()`` shares."""
+
+    weights: str | ModelAndCard | Delayed  # a name, or the model (in a Dask graph: shipped once, as one object)
+    settings: InferenceSettings
+    grid: TileGrid
+    nodata: float | None
+    probabilities: bool
 
 
 def _segment_block(pixels: np.ndarray, scaling, mask, *, weights, settings: InferenceSettings, grid: TileGrid,
@@ -99,34 +111,36 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     resolved = settings_with(InferenceSettings(weights=weights), options).resolve(model)
     card, settings = resolved.card, resolved.settings
     from_file = isinstance(da, (str, PathLike))
-    if from_file:
-        da, bands = scene_array(da, card.bands, settings.bands, block_size)
+    if isinstance(da, (str, PathLike)):
+        opened, bands = scene_array(da, card.bands, settings.bands, block_size)
         resolved = ResolvedSettings(replace(settings, bands=tuple(bands)), resolved.model)
         settings = resolved.settings
-    da = _checked_image(da)
+        image = _checked_image(opened)
+    else:
+        image = _checked_image(da)
     if settings.bands is not None and not from_file:
-        outside = [b for b in settings.bands if b > da.sizes["band"]]
+        outside = [b for b in settings.bands if b > image.sizes["band"]]
         if outside:
             raise InvalidInputError(f"bands={list(settings.bands)}: band(s) {outside} beyond the array's "
-                                    f"{da.sizes['band']} (bands are 1-based)")
+                                    f"{image.sizes['band']} (bands are 1-based)")
         if len(settings.bands) != len(card.bands):
             raise InvalidInputError(f"bands={list(settings.bands)}: {len(settings.bands)} band(s), the weights "
                                     f"need {len(card.bands)} ({', '.join(card.bands)})")
-        da = da.isel(band=[b - 1 for b in settings.bands])
-    if da.sizes["band"] != len(card.bands):
-        raise InvalidInputError(f"segment: {da.sizes['band']} band(s), the weights need {len(card.bands)} "
+        image = image.isel(band=[b - 1 for b in settings.bands])
+    if image.sizes["band"] != len(card.bands):
+        raise InvalidInputError(f"segment: {image.sizes['band']} band(s), the weights need {len(card.bands)} "
                                 f"({', '.join(card.bands)}); pick them with bands=[...]")
-    _, H, W = da.shape
-    if hasattr(da, "rio") and da.rio.crs is not None:  # the grid alone: nothing is computed
-        for warning in guard_grid(card, da.rio.crs, _grid_of(da), H, W, strict=settings.strict_domain,
+    _, H, W = image.shape
+    if hasattr(image, "rio") and image.rio.crs is not None:  # the grid alone: nothing is computed
+        for warning in guard_grid(card, image.rio.crs, _grid_of(image), H, W, strict=settings.strict_domain,
                                   name="segment"):
             warnings.warn(warning, stacklevel=2)
     grid = TileGrid(H, W, resolved.tile_size, resolved.overlap)
-    nodata = da.rio.nodata if hasattr(da, "rio") else da.attrs.get("_FillValue")
-    data = da.data
+    nodata = image.rio.nodata if hasattr(image, "rio") else image.attrs.get("_FillValue")
+    data = image.data
     lazy = isinstance(data, dsa.Array)
     if mask is None:
-        mask = _file_mask(da, lazy)
+        mask = _file_mask(image, lazy)
     mask_data = None if mask is None else getattr(mask, "data", mask)
     if mask_data is not None and tuple(mask_data.shape) != (H, W):
         raise InvalidInputError(f"segment: mask shape {tuple(mask_data.shape)} differs from the image's {(H, W)}")
@@ -140,10 +154,11 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
         data = np.asarray(data)
         scaling = sample_scaling(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
 
-    weights_ref = settings.weights or resolved.model
+    weights_ref: str | ModelAndCard | Delayed = settings.weights or resolved.model
     if lazy and not isinstance(weights_ref, str):
         weights_ref = dask.delayed(weights_ref)  # ship an in-memory model once, not once per block
-    common = dict(weights=weights_ref, settings=settings, grid=grid, nodata=nodata, probabilities=probabilities)
+    common = _BlockOptions(weights=weights_ref, settings=settings, grid=grid, nodata=nodata,
+                           probabilities=probabilities)
     lead = (card.num_classes,) if probabilities else ()
     out_dtype = np.float32 if probabilities else np.uint8
 
@@ -162,7 +177,7 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     result = xp.concatenate([xp.concatenate(row, axis=-1) for row in rows], axis=-2)
 
     dims = ("class", "y", "x") if probabilities else ("y", "x")
-    coords = {k: v for k, v in da.coords.items() if set(v.dims) <= {"y", "x"}}
+    coords = {k: v for k, v in image.coords.items() if set(v.dims) <= {"y", "x"}}
     if probabilities:
         coords["class"] = card.class_names
     out = xr.DataArray(result, dims=dims, coords=coords, name="probabilities" if probabilities else "land_cover")
@@ -175,10 +190,10 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
                               settings.bands or list(range(1, len(card.bands) + 1)), f"segment ({settings.engine})"))
     if not probabilities:
         out.attrs["_FillValue"] = OUTPUT_NODATA
-    if hasattr(da, "rio") and da.rio.crs is not None:
-        out = out.rio.write_crs(da.rio.crs)
-    if hasattr(da, "rio"):
-        out = out.rio.write_transform(_grid_of(da))
+    if hasattr(image, "rio") and image.rio.crs is not None:
+        out = out.rio.write_crs(image.rio.crs)
+    if hasattr(image, "rio"):
+        out = out.rio.write_transform(_grid_of(image))
     return out
 
 

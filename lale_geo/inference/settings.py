@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from os import PathLike
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -115,6 +116,9 @@ class InferenceSettings:
                            tile_size=tile_size, overlap=overlap)
         resolved = replace(resolved, precision=resolved._decide_precision(card))
         if card.model == ONNX_MODEL:  # another tool's graph: OpenVINO runs it as it is
+            if model is not None:  # the engine reads the graph from its file: the settings keep only its path
+                raise InvalidInputError(f"{card.name}: an ONNX model runs from its file; pass it as weights=PATH, "
+                                        "not as model=")
             if self.engine not in ("auto", "openvino") or device_type(self.device) != "cpu":
                 raise InvalidInputError(f"{self.weights}: an ONNX model runs on OpenVINO on the CPU; use engine "
                                         "auto or openvino and device cpu")
@@ -145,6 +149,7 @@ class InferenceSettings:
         if self.precision == "auto" and (why_not or not card.int8.get("passed")):
             return "fp32"
         if self.precision == "auto":
+            assert self.weights is not None  # else why_not above
             try:  # a damaged INT8 file: auto says so and runs the fp32 network instead
                 verified_int8_model(self.weights, card)
             except WeightsError as e:
@@ -208,6 +213,15 @@ def settings_with(settings: InferenceSettings | None, options: dict) -> Inferenc
     return replace(settings or InferenceSettings(), **options)
 
 
+class _EngineOptions(TypedDict):
+    """The keyword arguments of create_engine and block_engine that the settings decide."""
+
+    device: str
+    batch_size: int
+    tile_size: int
+    int8_model: Path | None
+
+
 @dataclass(frozen=True)
 class ResolvedSettings:
     """Settings with every default filled in, and the loaded network. ``settings.weights`` is None for
@@ -222,10 +236,12 @@ class ResolvedSettings:
 
     @property
     def tile_size(self) -> int:
+        assert self.settings.tile_size is not None  # resolve() fills it in
         return self.settings.tile_size
 
     @property
     def overlap(self) -> int:
+        assert self.settings.overlap is not None  # resolve() fills it in
         return self.settings.overlap
 
     @property
@@ -238,11 +254,17 @@ class ResolvedSettings:
         :func:`one_engine_for_all`, the engine an earlier call made for the same tensors and settings."""
         s = self.settings
         if self.card.model == ONNX_MODEL:  # a graph file from another tool: probabilities out, their log in
-            options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=Path(s.weights))
+            assert s.weights is not None  # resolve() refuses an in-memory one
+            options = _EngineOptions(device=s.device, batch_size=s.batch_size, tile_size=self.tile_size,
+                                     int8_model=Path(s.weights))
             make = block_engine if block else create_engine
             return with_tta(LogProbabilities(make("openvino", self.model, **options)), s.tta, self.card)
-        int8 = verified_int8_model(s.weights, self.card) if s.precision == "int8" else None
-        options = dict(device=s.device, batch_size=s.batch_size, tile_size=s.tile_size, int8_model=int8)
+        if s.precision == "int8":
+            assert s.weights is not None  # resolve() decides int8 only for weights by name or path
+            int8 = verified_int8_model(s.weights, self.card)
+        else:
+            int8 = None
+        options = _EngineOptions(device=s.device, batch_size=s.batch_size, tile_size=self.tile_size, int8_model=int8)
         if block:
             return with_tta(block_engine(s.engine, self.model, **options), s.tta, self.card)
         kept = _KEPT_ENGINES.get()

@@ -200,6 +200,7 @@ class StripSource:
             self._strip_top = tile.y0
             self._keep_validity(tile.y0, self._strip[1])
             self.reader.release(tile.y0 + 1)  # the next tile row starts below this one's top
+        assert self._strip is not None  # read above for the first tile (_strip_top starts as None)
         pixels, valid = self._strip
         x = tile.x0 - self.reader.x0
         data = pixels[:, :, x:x + tile.size]

@@ -138,7 +138,7 @@ class TTAEngine:
         h, w = tiles.shape[-2:]
         if h != w and any(t.quarter_turns % 2 for t in self.transforms):
             raise InvalidInputError(f"TTA with quarter turns needs square tiles, got {h}x{w}")
-        total = None
+        total: np.ndarray | None = None
         for t in self.transforms:
             # Contiguous copies: ONNX/OpenVINO engines take buffers, not numpy's negative-stride views.
             logits = t.invert(np.asarray(self.inner(np.ascontiguousarray(t.apply(tiles)), scale)))
@@ -146,6 +146,7 @@ class TTAEngine:
                 total = logits.astype(np.float32, copy=True)
             else:
                 total += logits
+        assert total is not None  # __init__ refuses an empty list of transforms
         total /= len(self.transforms)
         return total
 

@@ -37,7 +37,7 @@ def display_colour(name: str, fallback: tuple[int, int, int]) -> tuple[int, int,
     for keywords, colour in CONVENTIONAL_COLOURS:
         if any(word.startswith(k) for k in keywords for word in words):
             return colour
-    return tuple(fallback)
+    return fallback
 
 
 def class_names_for(src: rasterio.DatasetReader, classes_file: str | Path | None = None) -> dict[int, str]:

@@ -10,6 +10,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import rasterio
@@ -67,6 +68,14 @@ def colormap(card: WeightsCard) -> dict:
     return table
 
 
+class _WriterOptions(TypedDict):
+    """What every raster of one run is opened with (see :class:`RasterWriter`)."""
+
+    key: str
+    resume: bool
+    overwrite: bool
+
+
 class MapOutputs:
     """The class map and the optional probability and confidence rasters of one run, written row band
     by row band (uint8; percent for probabilities; 255 = nodata) and published together."""
@@ -93,7 +102,7 @@ class MapOutputs:
         # a resumed run keeps what this run's key made (the journal, column maps); other leftovers go
         remove_stale_files(paths, keep={self.journal and self.journal.name} | {
             temporary_path(p, self.tag).name for p in paths}, keep_key=key if resume else None)
-        self._writer_options = {"key": self.tag, "resume": bool(state), "overwrite": overwrite}
+        self._writer_options = _WriterOptions(key=self.tag, resume=bool(state), overwrite=overwrite)
         self.writers: list[RasterWriter] = []
         self.classes = self._open(dst, dict(profile, count=1), colormap=colormap(card), tags=tags,
                                   band_descriptions=["land cover class"])
@@ -155,14 +164,17 @@ class MapOutputs:
         self.counts += class_counts(rows.labels)
         self.classes.write_rows(y0, rows.labels)
         if self.probabilities:
+            assert rows.probabilities is not None  # runs that write probabilities compute them
             self.probabilities.write_rows(y0, rows.probabilities)
         if self.confidence:
+            assert rows.confidence is not None  # runs that write confidence compute it
             self.confidence.write_rows(y0, rows.confidence)
         self.rows_done = y0 + rows.labels.shape[0]
         if self.journal:  # after the rows are on disk: a kill between the two only repeats this band
             self._write_journal()
 
     def _write_journal(self) -> None:
+        assert self.journal is not None  # only runs with a key keep a journal
         state = {"rows_done": self.rows_done, "counts": self.counts.tolist(), "tag": self.tag,
                  "digests": {str(w.path): w.digests for w in self.writers}}
         try:

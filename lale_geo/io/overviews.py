@@ -78,7 +78,7 @@ class OverviewPyramid:
     def __init__(self, base: Path, profile: dict, block_size: int) -> None:
         self.nodata = None if profile.get("nodata") is None else int(profile["nodata"])
         self.paths: list[Path] = []
-        self._datasets = []
+        self._datasets: list[rasterio.io.DatasetWriter] = []
         self._pending: list[np.ndarray | None] = []
         self._next_row: list[int] = []
         self._source_shape: list[tuple[int, int]] = []  # (height, width) of what each level is reduced from

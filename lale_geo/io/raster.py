@@ -11,6 +11,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import numpy as np
 import rasterio
@@ -46,7 +47,12 @@ class _Collect(logging.Handler):
             self.warnings.append(_CPLE_PREFIX.sub("", text, count=1))
 
 
-_configured = {"depth": 0, "saved": []}  # GDAL loggers are reconfigured by the outermost collector only
+class _Configured(TypedDict):
+    depth: int  # nesting of gdal_messages() blocks
+    saved: list[tuple[int, bool]]  # (level, propagate) of each GDAL logger before the outermost block
+
+
+_configured: _Configured = {"depth": 0, "saved": []}  # GDAL loggers are reconfigured by the outermost collector only
 _configure_lock = threading.Lock()
 
 
@@ -224,7 +230,7 @@ def pad_to_tile(part: np.ndarray, size: int) -> np.ndarray:
     h, w = part.shape[-2:]
     if h == size and w == size:
         return part
-    mode = "reflect" if min(h, w) > 1 else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if min(h, w) > 1 else "edge"
     return np.pad(part, [(0, 0)] * (part.ndim - 2) + [(0, size - h), (0, size - w)], mode=mode)
 
 

@@ -66,9 +66,9 @@ def fixed_scaling(dtype, n: int, input_range: Sequence[float], scale=None) -> Sc
         if not (lo < hi).all():
             raise InvalidInputError(f"scale={scale[0]},{scale[1]}: MIN must be below MAX")
         return Scaling(tuple(map(float, lo)), tuple(map(float, hi)), "user --scale")
-    lo, hi = input_range
-    if (lo, hi) != (0, 255):
-        return Scaling((float(lo),) * n, (float(hi),) * n, "weights' input range")
+    low, high = input_range
+    if (low, high) != (0, 255):
+        return Scaling((float(low),) * n, (float(high),) * n, "weights' input range")
     if np.dtype(dtype) == np.uint8:
         return Scaling((0.0,) * n, (255.0,) * n, "uint8 as is")
     return None

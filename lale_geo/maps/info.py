@@ -61,16 +61,21 @@ def raster_info(path: str | Path, classes_file: str | Path | None = None, block_
         counts, areas = class_counts(src, row_pixel_areas_m2(src), block_rows)
         tags = src.tags()
         nodata = None if src.nodata is None else int(src.nodata)
-        total = sum(counts.values()) - counts.get(nodata, 0)
+        nodata_pixels = 0 if nodata is None else counts.get(nodata, 0)
+        total = sum(counts.values()) - nodata_pixels
         classes = [ClassArea(id=v, name=names.get(v, f"class {v}"),
-                             colour=tuple(colormap.get(v, (0, 0, 0, 0))[:3]),
+                             colour=_rgb(colormap.get(v, (0, 0, 0, 0))),
                              pixels=counts[v], area_m2=areas[v], share=counts[v] / total if total else 0.0)
                    for v in sorted(counts) if v != nodata]
         return RasterInfo(
             path=str(path), width=src.width, height=src.height, crs=src.crs.to_string() if src.crs else None,
-            nodata=nodata, nodata_pixels=counts.get(nodata, 0), classes=classes,
+            nodata=nodata, nodata_pixels=nodata_pixels, classes=classes,
             provenance={k.removeprefix("LALE_GEO_").lower(): (json.loads(v) if k == "LALE_GEO_CLASSES" else v)
                         for k, v in tags.items() if k.startswith("LALE_GEO_")})
+
+
+def _rgb(colour) -> tuple[int, int, int]:
+    return int(colour[0]), int(colour[1]), int(colour[2])
 
 
 def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[dict[int, int], dict[int, float]]:
@@ -95,6 +100,8 @@ def class_counts(src, pixel_area: np.ndarray, block_rows: int = 1024) -> tuple[d
 def _block_counts(rows: np.ndarray, row_area: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
     """(values, pixel counts, areas) of the ids in a block of rows; each row's pixels weigh its area
     (constant in projected CRSs, by latitude in geographic ones)."""
+    index: np.ndarray
+    offset: int | None
     if rows.dtype.itemsize <= 2:  # 8/16-bit: a bincount over the type's whole range is small and fast
         offset = int(np.iinfo(rows.dtype).min)
         index = rows.astype(np.int32) - offset

@@ -10,7 +10,7 @@ current row of block edges, not by the raster size.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +227,7 @@ def vectorize(src: str | Path, *, block_size: int = 2048, connectivity: int = 4,
 def iter_frames(src: str | Path, *, chunk_size: int | None = None, block_size: int = 2048, connectivity: int = 4,
                 min_pixels: int = 0, min_area: float | None = None, classes_only: Sequence[int] | None = None,
                 classes_file: str | Path | None = None,
-                progress: Callable[[int], None] | None = None) -> Iterator[gpd.GeoDataFrame]:
+                progress: Callable[[int], None] | None = None) -> Generator[gpd.GeoDataFrame, None, None]:
     """Final polygons (not simplified) in GeoDataFrames of at most ``chunk_size`` rows (all in one when
     None); always yields at least one frame, empty when there is nothing to polygonize."""
     if connectivity not in (4, 8):

@@ -3,6 +3,7 @@ present and, optionally, the input scene beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,24 +68,26 @@ def _render_locked(src, dst, size: int, with_input, classes_file, overwrite: boo
     if with_input is not None:
         panels.insert(0, Image.fromarray(_input_rgb(with_input, shape)))
     legend_names = [names.get(v, f"class {v}") for v in present]
+    legend: list[int | str] = list(present)  # the legend's entries: class ids, then NEGATIVE if there are any
+    legend_colours: dict[int | str, tuple[int, int, int]] = {v: c for v, c in colours.items()}
     if negative:  # not class ids (a colour table has none): drawn as nodata, and the legend says so
         shown = ", ".join(map(str, negative[:3])) + (", ..." if len(negative) > 3 else "")
         legend_names.append(f"negative ids {shown}: not drawn (as nodata)")
-        colours[NEGATIVE] = NODATA_COLOUR
-        present.append(NEGATIVE)
+        legend_colours[NEGATIVE] = NODATA_COLOUR
+        legend.append(NEGATIVE)
     font = ImageFont.load_default(size=16)
     row, pad = 24, 12
     legend_w = 40 + max((int(font.getlength(n)) for n in legend_names), default=60) + 2 * pad
-    height = max(shape[0], pad * 2 + row * len(present))
+    height = max(shape[0], pad * 2 + row * len(legend))
     canvas = Image.new("RGB", (sum(p.width for p in panels) + pad * (len(panels) - 1) + legend_w, height), "white")
     x = 0
     for panel in panels:
         canvas.paste(panel, (x, 0))
         x += panel.width + pad
     draw = ImageDraw.Draw(canvas)
-    for i, (value, name) in enumerate(zip(present, legend_names)):
+    for i, (value, name) in enumerate(zip(legend, legend_names)):
         y = pad + i * row
-        draw.rectangle([x + pad, y, x + pad + 18, y + 18], fill=colours[value], outline="black")
+        draw.rectangle([x + pad, y, x + pad + 18, y + 18], fill=legend_colours[value], outline="black")
         draw.text((x + pad + 28, y), name, fill="black", font=font)
     with published(dst, overwrite) as tmp:
         canvas.save(tmp, format="PNG")
@@ -98,7 +101,13 @@ NEGATIVE = "negative"  # legend key of the negative ids
 def class_colours(values: list[int], colormap: dict) -> dict[int, tuple[int, int, int]]:
     """A colour per class id: the raster's colour table, else a fixed pseudo-random colour."""
     rng = np.random.default_rng(0)
-    return {v: tuple(int(c) for c in colormap.get(v, tuple(rng.integers(0, 256, 3)))[:3]) for v in values}
+    return {v: _rgb(colormap.get(v, tuple(rng.integers(0, 256, 3)))) for v in values}
+
+
+def _rgb(colour: Sequence[int]) -> tuple[int, int, int]:
+    """(r, g, b) of a colour table entry (r, g, b, alpha)."""
+    r, g, b = (int(c) for c in colour[:3])
+    return r, g, b
 
 
 def paint(labels: np.ndarray, colours: dict[int, tuple[int, int, int]]) -> np.ndarray:

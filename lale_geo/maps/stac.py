@@ -87,7 +87,7 @@ def _value_fields(src: rasterio.DatasetReader) -> dict:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _classes(src: rasterio.DatasetReader, map_path: Path) -> list[Classification]:
+def _classes(src: rasterio.DatasetReader, map_path: str | Path) -> list[Classification]:
     """Every class the map's table names (present or not) with colour, pixel count and share, plus
     the nodata value."""
     names = class_names_for(src)
@@ -123,11 +123,11 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
     """
     if CLASSES_ASSET in extra_assets:
         raise InvalidInputError(f"asset key {CLASSES_ASSET!r} is the map itself; name the other file differently")
-    remote = is_remote(map_path)  # a URL stays a string: Path() would fold its "//"
-    map_path, item_dir = (map_path if remote else Path(map_path)), Path(item_path).resolve().parent
-    stem = PurePosixPath(urlsplit(map_path).path).stem if remote else map_path.stem
+    # A URL stays a string (Path() would fold its "//"), a local file becomes a Path: below, a str is remote.
+    map_path, item_dir = (map_path if is_remote(map_path) else Path(map_path)), Path(item_path).resolve().parent
+    stem = PurePosixPath(urlsplit(map_path).path).stem if isinstance(map_path, str) else map_path.stem
     with open_raster(map_path) as src:
-        created = dt.datetime.now(dt.timezone.utc) if remote else \
+        created = dt.datetime.now(dt.timezone.utc) if isinstance(map_path, str) else \
             dt.datetime.fromtimestamp(map_path.stat().st_mtime, dt.timezone.utc)
         if src.crs is None:
             raise InvalidInputError(f"{map_path}: no CRS, so no footprint for a STAC item; "
@@ -146,26 +146,29 @@ def stac_item(map_path: str | Path, item_path: str | Path, *, extra_assets: Mapp
 
         def add(key: str, path: Path | str, title: str, grid: rasterio.DatasetReader | None,
                 **fields) -> pystac.Asset:
-            far = is_remote(path)  # a URL is linked as is; its size and checksum would mean a download
-            suffix = PurePosixPath(urlsplit(path).path).suffix if far else path.suffix
-            asset = pystac.Asset(href=path if far else os.path.relpath(path.resolve(), item_dir), title=title,
-                                 roles=["data"], media_type=MEDIA_TYPES.get(suffix.lower()), extra_fields=fields)
+            # a URL (a str) is linked as is; its size and checksum would mean a download
+            if isinstance(path, str):
+                suffix, href = PurePosixPath(urlsplit(path).path).suffix, path
+            else:
+                suffix, href = path.suffix, os.path.relpath(path.resolve(), item_dir)
+            asset = pystac.Asset(href=href, title=title, roles=["data"], media_type=MEDIA_TYPES.get(suffix.lower()),
+                                 extra_fields=fields)
             item.add_asset(key, asset)
             if grid is not None:
                 _projection_fields(asset, grid)
-            if not far:
+            if isinstance(path, Path):
                 _file_fields(asset, path)
             return asset
 
         classes = add(CLASSES_ASSET, map_path, "Land-cover classes", src, **_value_fields(src))
         ClassificationExtension.ext(classes, add_if_missing=True).classes = _classes(src, map_path)
         for key, path in extra_assets.items():
-            far = is_remote(path)
-            path = path if far else Path(path)
-            if (PurePosixPath(urlsplit(path).path) if far else path).suffix.lower() in (".tif", ".tiff"):
+            path = path if is_remote(path) else Path(path)  # as map_path: a str is remote
+            suffix = PurePosixPath(urlsplit(path).path).suffix if isinstance(path, str) else path.suffix
+            if suffix.lower() in (".tif", ".tiff"):
                 with open_raster(path) as extra:
                     add(key, path, key.capitalize(), extra, **_value_fields(extra))
-            elif far or path.is_file():
+            elif isinstance(path, str) or path.is_file():
                 add(key, path, key.capitalize(), None)
             else:
                 raise InvalidInputError(f"{path}: file not found (asset {key!r} of the STAC item)")
@@ -203,7 +206,8 @@ def validate_item(item: dict, schema_folder: Path | None = None) -> tuple[list[s
     pystac_log = logging.getLogger("pystac.validation.stac_validator")
     level, pystac_log.level = pystac_log.level, logging.CRITICAL  # it logs a traceback before raising
     # pystac fetches with urllib and no timeout: a network that drops packets would hang the run.
-    timeout, _ = socket.getdefaulttimeout(), socket.setdefaulttimeout(SCHEMA_FETCH_TIMEOUT_S)
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(SCHEMA_FETCH_TIMEOUT_S)
     try:
         validated.append(validator.validate_core(item, pystac.STACObjectType.ITEM, item["stac_version"]))
         for uri in extensions:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .layers import RMSNorm2d, StarReLU
+
+
+class FeatureInfo(TypedDict):
+    """One encoder output, as timm describes it: channels, stride and the module that gives it."""
+
+    num_chs: int
+    reduction: int
+    module: str
 
 
 class MLPDecoder(nn.Module):
@@ -15,7 +25,7 @@ class MLPDecoder(nn.Module):
     Returns logits at the finest feature stride (stride 4 for LALE); the segmenter resizes them.
     """
 
-    def __init__(self, feature_info: list[dict], num_classes: int, dim: int = 128,
+    def __init__(self, feature_info: list[FeatureInfo], num_classes: int, dim: int = 128,
                  dropout: float = 0.1) -> None:
         super().__init__()
         self.proj = nn.ModuleList(nn.Conv2d(f["num_chs"], dim, 1) for f in feature_info)

@@ -56,10 +56,10 @@ def count_macs(model: nn.Module, height: int = 256, width: int | None = None,
     ``attention=False`` leaves the attention matmuls (QK^T, AV) out, the convention of some papers
     (LeMeViT's); ours, and ``lale-geo models``, count them.
     """
-    in_chans = in_chans or getattr(model, "in_chans", 3)
+    chans: int = in_chans if in_chans else getattr(model, "in_chans", 3)
     # Shapes are all the counter needs: run a copy on the meta device (no arithmetic, no memory).
     ghost = copy.deepcopy(model).to("meta").eval()
-    x = torch.zeros(batch, in_chans, height, width or height, device="meta")
+    x = torch.zeros(batch, chans, height, width or height, device="meta")
     with FlopCounterMode(display=False) as counter, _ExplicitAttention(counted=attention):
         ghost(x)
     return counter.get_total_flops() // 2 // batch

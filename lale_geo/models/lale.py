@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ._registry import register_model
-from .decoder import MLPDecoder
+from .decoder import FeatureInfo, MLPDecoder
 from .layers import ConvMixerBlock, ConvNormAct, TransformerBlock, init_weights
 from .segmenter import Segmenter
 
@@ -67,7 +67,7 @@ class LALEEncoder(nn.Module):
             TransformerStage(widths[3], depths[3], head_dim=head_dim, mlp_ratio=mlp_ratio,
                              mlp_dwconv=mlp_dwconv),
         ])
-        self.feature_info = [
+        self.feature_info: list[FeatureInfo] = [
             {"num_chs": c, "reduction": 4 * 2**i, "module": f"stages.{i}"} for i, c in enumerate(widths)
         ]
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .decoder import MLPDecoder
+from .decoder import FeatureInfo, MLPDecoder
 from .segmenter import Segmenter
 
 NUM_META = 16
@@ -179,8 +179,8 @@ class LeMeViTBackbone(nn.Module):
                 SelfAttentionBlock(w[i], meta=classification) if kind == "S" else self._BLOCKS[kind](w[i])
                 for _ in range(config.depths[i]))
             for i, kind in enumerate(STAGE_TYPES))
-        self.feature_info = [{"num_chs": w[i], "reduction": 4 * 2 ** (i - 1), "module": f"stages.{i}"}
-                             for i in range(1, 5)]
+        self.feature_info: list[FeatureInfo] = [
+            {"num_chs": w[i], "reduction": 4 * 2 ** (i - 1), "module": f"stages.{i}"} for i in range(1, 5)]
 
     def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         x = self.stem(x)
@@ -191,7 +191,7 @@ class LeMeViTBackbone(nn.Module):
             if meta_used:
                 c = transition(c)
             x = down(x)
-            for block in blocks:
+            for block in blocks:  # type: ignore[attr-defined]  # a ModuleList; torch's stubs make its items Modules
                 x, c = block(x, c)
             if i >= 1:
                 features.append(x)

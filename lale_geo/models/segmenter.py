@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .decoder import FeatureInfo, MLPDecoder
+
+
+class Encoder(Protocol):
+    """What the segmenter needs of its encoder (a module: LALEEncoder, LeMeViTBackbone): feature maps, finest
+    first, that ``feature_info`` describes."""
+
+    feature_info: list[FeatureInfo]
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def modules(self) -> Iterator[nn.Module]: ...
 
 
 class Segmenter(nn.Module):
@@ -14,7 +30,7 @@ class Segmenter(nn.Module):
     inputs smaller than the pad.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+    def __init__(self, encoder: Encoder, decoder: MLPDecoder) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder

@@ -112,7 +112,7 @@ def table_for(card: WeightsCard, data_root: str | Path) -> ClassTable:
     return ClassTable(name=Path(data_root).name, class_names=tuple(card.class_names),
                       colours=tuple(c.colour for c in card.classes), values=tuple(range(card.num_classes)),
                       ignore_colours=(), ignore_values=(IGNORE_INDEX,), splits={}, bands=tuple(card.bands),
-                      input_range=tuple(card.input_range))
+                      input_range=card.input_range)
 
 
 def _label_file(folder: Path, stem: str) -> Path:
@@ -231,15 +231,15 @@ def fine_tune(model: nn.Module, card: WeightsCard, train: Sequence[Sample], val:
     torch.manual_seed(recipe.seed)
     teacher = model.eval()
     student = copy.deepcopy(model).train()
-    for name, p in student.named_parameters():
-        p.requires_grad = not any(name.startswith(prefix) for prefix in recipe.freeze)
+    for name, param in student.named_parameters():
+        param.requires_grad = not any(name.startswith(prefix) for prefix in recipe.freeze)
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sampler = CropSampler(train, recipe.crop, recipe.seed, tuple(card.input_range),
+    sampler = CropSampler(train, recipe.crop, recipe.seed, card.input_range,
                           strong_photometric=recipe.strong_photometric)
     mean = torch.tensor(card.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(card.std, dtype=torch.float32).view(1, -1, 1, 1)
-    best = (-1.0, {}, 0, None)
+    best: tuple[float, dict[str, float], int, nn.Module | None] = (-1.0, {}, 0, None)  # F1, per class, step, model
     started, step = time.perf_counter(), 0
 
     def progress_now() -> float:

@@ -14,7 +14,8 @@ from ..errors import DatasetError
 
 
 def _display_colour(i: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in np.random.default_rng(i).integers(40, 256, 3))
+    r, g, b = (int(v) for v in np.random.default_rng(i).integers(40, 256, 3))
+    return r, g, b
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ClassTable:
                 raise DatasetError(f"{path}: class ids must be 0..N-1")
             values = tuple(int(c["value"]) for c in classes) if all("value" in c for c in classes) else None
             ignore = data.get("ignore", [])
+            low, high = (float(v) for v in data.get("input_range", (0, 255)))  # (min, max): exactly two
             return cls(
                 name=data.get("name", Path(path).stem),
                 class_names=tuple(c["name"] for c in classes),
@@ -60,7 +62,7 @@ class ClassTable:
                 licence=data.get("licence", ""),
                 attribution=data.get("attribution", ""),
                 bands=tuple(data.get("bands", ("red", "green", "blue"))),
-                input_range=tuple(float(v) for v in data.get("input_range", (0, 255))),
+                input_range=(low, high),
                 mean=tuple(data["mean"]) if "mean" in data else None,
                 std=tuple(data["std"]) if "std" in data else None,
             )

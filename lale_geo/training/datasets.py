@@ -153,6 +153,7 @@ def _named_colours(table: ClassTable) -> tuple[tuple[int, int], ...]:
 
 
 def _named_values(table: ClassTable) -> dict:
+    assert table.values is not None  # a table of value-coded labels
     return {**{v: i for i, v in enumerate(table.values)}, **{v: IGNORE_INDEX for v in table.ignore_values}}
 
 

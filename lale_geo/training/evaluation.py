@@ -94,7 +94,7 @@ def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_nam
             same_untiled += int((labels == untiled)[scored].sum())
             same_shifted += int((labels == shifted)[scored].sum())
             compared += int(scored.sum())
-    pooled = scores(sum(per_image_cm), class_names)
+    pooled = scores(np.sum(per_image_cm, axis=0), class_names)
     per_tile = agreement = None
     if per_tile_f1:
         cells = np.asarray(per_tile_f1)

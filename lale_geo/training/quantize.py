@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..checksums import sha256_of
-from ..errors import LaleGeoError
+from ..errors import DatasetError, InvalidInputError, LaleGeoError
 from ..files import published
 from ..inference.engines import OpenVINOEngine, export_onnx, normalise
 from ..io.scaling import Scale
 from ..weights import WeightsCard, int8_paths, load_weights, resolve_weights
-from .datasets import Sample, load_split, resolve_class_table
+from .datasets import RasterSample, Sample, load_split, resolve_class_table
 from .evaluation import Tiling, tiled_labels
 from .metrics import IGNORE_INDEX, confusion_matrix, scores
 from .trainer import CropSampler
@@ -54,9 +56,18 @@ class QuantizeResult:
                 f"({self.rule})")
 
 
+def _in_memory(samples: Sequence[Sample | RasterSample]) -> list[Sample]:
+    """The check images as loaded: the check compares their whole maps, so none may be read by windows."""
+    windowed = [s.name for s in samples if isinstance(s, RasterSample)]
+    if windowed:
+        raise DatasetError(f"{windowed[0]}: too large for the INT8 check, which holds the check images in memory; "
+                           "check on a split of smaller images")
+    return [s for s in samples if isinstance(s, Sample)]
+
+
 def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = "train", val_split: str = "val",
              calibration_tiles: int = 256, seed: int = 0, command: str = "",
-             samples: tuple[Sequence[Sample], Sequence[Sample]] | None = None) -> QuantizeResult:
+             samples: tuple[Sequence[Sample | RasterSample], Sequence[Sample]] | None = None) -> QuantizeResult:
     """Quantize ``weights`` (card tile size, batches of ``PART``), compare with fp32 on ``val_split`` and
     store the model beside the weights and the verdict in its card.
 
@@ -71,11 +82,13 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
     model, card = load_weights(weights)
     tile = card.tile_size
     if samples is None:
+        if data_root is None:
+            raise InvalidInputError("quantize: give data_root (a dataset with splits) or samples")
         table = resolve_class_table(data_root)
-        samples = (load_split(data_root, table, split), load_split(data_root, table, val_split))
-    sampler = CropSampler(samples[0], tile, seed, tuple(card.input_range))
+        samples = (load_split(data_root, table, split), _in_memory(load_split(data_root, table, val_split)))
+    sampler = CropSampler(samples[0], tile, seed, card.input_range)
     crops = sampler.batch(calibration_tiles)[0]  # [0, 1]-scaled, flips and rot90 like training
-    batches = [normalise(crops[i:i + PART], (0.0, 1.0), card.mean, card.std)
+    batches = [normalise(crops[i:i + PART], Scale.of(0.0, 1.0), card.mean, card.std)
                for i in range(0, len(crops) - PART + 1, PART)]
     fp32 = ov.Core().read_model(str(export_onnx(model, card, PART, tile)))
     started = time.perf_counter()
@@ -95,7 +108,7 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
     reference, quantized = ([tiled_labels(engine, s.image, s.valid, fill, scale, tiling) for s in val]
                             for engine in (OpenVINOEngine(model, card, 8, tile, threads=2),
                                            OpenVINOEngine(model, card, 8, tile, threads=2, int8_model=xml)))
-    f1 = {name: scores(sum(confusion_matrix(p, s.mask, card.num_classes) for p, s in zip(labels, val)),
+    f1 = {name: scores(np.sum([confusion_matrix(p, s.mask, card.num_classes) for p, s in zip(labels, val)], axis=0),
                        card.class_names)["macro_f1"]
           for name, labels in (("fp32", reference), ("int8", quantized))}
     scored = [s.mask != IGNORE_INDEX for s in val]

@@ -27,7 +27,7 @@ from ..models import create_model
 from ..weights import WeightsCard, load_weights, save_weights
 from .augment import jittered_size, photometric, resample
 from .datasets import ClassTable, RasterSample, Sample
-from .evaluation import Tiling, evaluate
+from .evaluation import Evaluation, Tiling, evaluate
 from .metrics import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -167,8 +167,8 @@ class Trainer:
     """Trains one model; the schedule runs on progress = max(step / max_steps, elapsed / time budget),
     so a time-budgeted run always finishes its cosine decay. Checkpoints allow ``resume``."""
 
-    def __init__(self, config: TrainConfig, table: ClassTable, train: Sequence[Sample],
-                 val: Sequence[Sample], out: Path, model: nn.Module | None = None) -> None:
+    def __init__(self, config: TrainConfig, table: ClassTable, train: Sequence[Sample | RasterSample],
+                 val: Sequence[Sample | RasterSample], out: Path, model: nn.Module | None = None) -> None:
         self.config = config
         self.table = table
         self.val = val
@@ -177,7 +177,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = model or create_model(config.model, num_classes=table.num_classes,
                                            in_chans=len(table.bands), **config.model_kwargs)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(  # type: ignore[call-overload]  # torch's stubs lack Module.to's memory_format
+            memory_format=torch.channels_last)
         self.sampler = CropSampler(train, config.crop, config.seed, table.input_range, config.crop_sizes(),
                                    config.scale_jitter, config.strong_photometric)
         self.ema = AveragedModel(self.model, avg_fn=ema_average(config.ema), use_buffers=True) if config.ema else None
@@ -237,7 +238,7 @@ class Trainer:
         """What is validated and saved: the EMA of the weights when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def validate(self) -> dict:
+    def validate(self) -> Evaluation:
         engine = TorchEngine(self.kept_model, self.norm_mean, self.norm_std, device="cpu")
         result = evaluate(engine, self.val, list(self.table.class_names),
                           Tiling(self.config.tile_size, self.config.overlap), input_range=self.table.input_range,
@@ -277,7 +278,7 @@ class Trainer:
                 log.info("step %d  loss %.4f  lr %.2e  %.0f s", self.step, np.mean(losses[-20:]),
                          self.optimizer.param_groups[0]["lr"], self.elapsed)
             if self.step % cfg.val_every == 0 or self.progress() >= 1.0:
-                self._validate_and_keep_best(np.mean(losses), card_fields)
+                self._validate_and_keep_best(float(np.mean(losses)), card_fields)
                 losses = []
                 self.save_checkpoint()
                 last = time.perf_counter()  # validation time is not training time

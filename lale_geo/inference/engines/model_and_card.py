@@ -54,6 +54,7 @@ class ModelAndCard:
     @property
     def model(self) -> nn.Module:
         if self._model is None:
+            assert self._weights is not None  # __init__ refuses a pair with neither model nor weights
             self._model = load_weights_once(self._weights)[0]
         return self._model
 

@@ -37,7 +37,11 @@ class OpenVINOEngine:
         # Parts of PART tiles whatever the thread count: a one-thread Dask worker and a two-thread local
         # run then compile the same graph and give the same logits.
         self.part = self.PART if batch_size % self.PART == 0 else batch_size
-        source = int8_model or export_onnx(model, card, self.part, tile_size)
+        if int8_model is None:
+            assert model is not None, "OpenVINOEngine needs the network, or the INT8 model to run instead"
+            source = export_onnx(model, card, self.part, tile_size)
+        else:
+            source = int8_model
         core = _openvino_core()
         try:
             graph = core.read_model(str(source))

@@ -26,8 +26,9 @@ class TorchEngine:
         current = next(model.parameters(), torch.empty(0)).device
         if current != self.device:  # a model may be shared (cached weights): move a copy, not the original
             model = copy.deepcopy(model)
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        self.num_classes: int = model.num_classes
+        self.model = model.eval().to(  # type: ignore[call-overload]  # torch's stubs lack Module.to's memory_format
+            self.device, memory_format=torch.channels_last)
+        self.num_classes: int = model.num_classes  # type: ignore[assignment]  # torch: attributes typed Tensor | Module
         self.mean, self.std = tuple(mean), tuple(std)
         self.name = f"torch-{self.device.type}"
 
