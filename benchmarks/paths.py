@@ -59,11 +59,18 @@ print(json.dumps({"seconds": time.perf_counter() - start, "engine": c.engine, "b
 """
 
 
+# The environment the paths run in, taken before any cluster starts: a dask Nanny sets OMP_NUM_THREADS=1 (and
+# MALLOC_TRIM_THRESHOLD_) in its parent's os.environ and leaves them there, which would run the CLI path on
+# one thread.
+USER_ENV = dict(os.environ)
+
+
 def run(code: str, *args: str) -> dict:
     """The child's own report, plus ``process_seconds``: the whole process's wall time (start-up, imports
     and, for the cluster path, connecting to the scheduler included), what a user waits for."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                            env=USER_ENV)
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -82,6 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ.setdefault("LALE_GEO_CACHE", str(folder / "cache"))
+        USER_ENV.setdefault("LALE_GEO_CACHE", os.environ["LALE_GEO_CACHE"])
         scene = real_scene(args.size, args.size)
         small = folder / "small.tif"
         rasterio.shutil.copy(make_scene(make_tile(folder), 600, folder), small, driver="GTiff")
