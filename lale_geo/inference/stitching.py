@@ -100,6 +100,7 @@ class RegionStitcher:
         self.grid = grid
         self.region = region
         self.logits = np.zeros((num_classes, region[2], region[3]), np.float32)
+        self._scratch = np.empty((num_classes, grid.tile_size, grid.tile_size), np.float32)
 
     def add(self, tile: Tile, logits: np.ndarray | None) -> None:
         if logits is None:
@@ -111,8 +112,10 @@ class RegionStitcher:
         if y0 >= y1 or x0 >= x1:
             return
         ty, tx = slice(y0 - tile.y0, y1 - tile.y0), slice(x0 - tile.x0, x1 - tile.x0)
-        weights = self.grid.weights(tile)[ty, tx]
-        self.logits[:, y0 - ry:y1 - ry, x0 - rx:x1 - rx] += logits[:, ty, tx] * weights
+        # weighted into the scratch buffer, not a new array per tile: a block adds thousands of tiles
+        weighted = self._scratch[:, :y1 - y0, :x1 - x0]
+        np.multiply(logits[:, ty, tx], self.grid.weights(tile)[ty, tx], out=weighted)
+        self.logits[:, y0 - ry:y1 - ry, x0 - rx:x1 - rx] += weighted
 
 
 def argmax_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -53,15 +53,18 @@ class ArraySource:
     def read(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
         oy, ox = self.origin
         ys, xs = slice(tile.y0 - oy, tile.y0 - oy + tile.size), slice(tile.x0 - ox, tile.x0 - ox + tile.size)
-        return (pad_to_tile(self.pixels[:, ys, xs], tile.size).astype(np.float32, copy=False),
-                pad_to_tile(self.valid[ys, xs], tile.size))
+        # raw values as they are (the engine's normalisation converts them once, as for file reads)
+        return pad_to_tile(self.pixels[:, ys, xs], tile.size), pad_to_tile(self.valid[ys, xs], tile.size)
 
 
-def _padded(tiles: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-    """The tiles stacked and padded (repeating the last) to ``batch_size``: engines see one static shape."""
-    stack = np.stack(tiles)
-    if len(tiles) < batch_size:
-        stack = np.concatenate([stack, np.repeat(stack[-1:], batch_size - len(tiles), axis=0)])
+def _padded(tiles: Sequence[np.ndarray], batch_size: int, buffer: np.ndarray | None = None) -> np.ndarray:
+    """The tiles stacked and padded (repeating the last) to ``batch_size``: engines see one static shape.
+    Stacked into ``buffer`` when it fits (engines copy their input when they start a batch)."""
+    shape = (batch_size, *tiles[0].shape)
+    dtype = np.result_type(*tiles)
+    stack = buffer if buffer is not None and buffer.shape == shape and buffer.dtype == dtype else np.empty(shape, dtype)
+    np.stack(tiles, out=stack[:len(tiles)])
+    stack[len(tiles):] = tiles[-1]
     return stack
 
 
@@ -77,6 +80,7 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
     queue: list[tuple[Tile, np.ndarray | None]] = []
     in_flight: list = []  # (tiles of the batch in order, wait for its logits) of the batch being computed
     computed = 0
+    stack: np.ndarray | None = None  # the batch, reused from batch to batch
 
     def failed(batch, e: Exception) -> LaleGeoError:
         windows = ", ".join(f"(row {t.y0}, col {t.x0}, {t.size} px)" for t, d in batch if d is not None)
@@ -94,12 +98,15 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
             progress(len(batch))
 
     def flush() -> None:
-        nonlocal computed
+        nonlocal computed, stack
         batch = list(queue)
         queue.clear()
         todo = [d for _, d in batch if d is not None]
         try:
-            wait = start_batch(engine, _padded(todo, batch_size), scale) if todo else None
+            wait = None
+            if todo:
+                stack = _padded(todo, batch_size, stack)
+                wait = start_batch(engine, stack, scale)
         except Exception as e:
             raise failed(batch, e) from e
         computed += len(todo)

@@ -31,25 +31,34 @@ class Engine(Protocol):
     def __call__(self, tiles: np.ndarray, scale: Scale) -> np.ndarray: ...
 
 
-def normalise(tiles: np.ndarray, scale: Scale, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def normalise(tiles: np.ndarray, scale: Scale, mean: Sequence[float], std: Sequence[float],
+              out: np.ndarray | None = None) -> np.ndarray:
     """(B, C, H, W) raw values -> float32 network input: ``scale`` maps raw values to [0, 1] (clipped),
-    then the card's ``mean`` and ``std`` apply. Contiguous NCHW.
+    then the card's ``mean`` and ``std`` apply. Contiguous NCHW, in ``out`` when given (a float32 array of
+    the same shape that the caller reuses: a fresh array per batch costs page faults where malloc hands
+    large blocks back to the system at once, as dask workers are set up to do).
 
     Written as one clip into a new float32 array and one multiply-add in place (raw values of any dtype
     go straight in): a few passes fewer than the step-by-step formula, on the thread that also reads."""
     lo, hi, m, s = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (*scale, mean, std))
     a = 1.0 / ((hi - lo) * s)
     b = -lo * a - m / s
-    x = np.empty(tiles.shape, np.float32)
+    x = out if out is not None and out.shape == tiles.shape else np.empty(tiles.shape, np.float32)
     np.clip(tiles, lo, hi, out=x, casting="unsafe")
     x *= a
     x += b
     return x
 
 
-def start_batch(engine: Engine, stack: np.ndarray, scale: Scale) -> Callable[[], np.ndarray]:
-    """Start the engine on a batch; the returned call waits for its logits. Engines that can run in the
-    background (``engine.start``) compute while the caller reads and stitches; others run right here."""
+# A batch's logits: a (B, C, H, W) array, or B (C, H, W) arrays (an engine's reused output buffers)
+BatchLogits = np.ndarray | list[np.ndarray]
+
+
+def start_batch(engine: Engine, stack: np.ndarray, scale: Scale) -> Callable[[], BatchLogits]:
+    """Start the engine on a batch; the returned call waits for it and gives each tile's logits in order.
+    Engines that can run in the background (``engine.start``) compute while the caller reads and stitches
+    (their logits may be views into buffers reused two starts later: use them before then); others run
+    right here."""
     start = getattr(engine, "start", None)
     if start is not None:
         return start(stack, scale)
@@ -73,7 +82,7 @@ class LogProbabilities:
         return lambda: _log(wait())
 
 
-def _log(probabilities: np.ndarray) -> np.ndarray:
+def _log(probabilities: BatchLogits) -> np.ndarray:
     return np.log(np.maximum(probabilities, np.float32(1e-12)), dtype=np.float32)
 
 

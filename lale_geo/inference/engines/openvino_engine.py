@@ -4,6 +4,7 @@ compiled once (OpenVINO's cache keeps the compiled model across runs)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,24 +67,27 @@ class OpenVINOEngine:
         self.name = "openvino-cpu" if int8_model is None else (
             "openvino-cpu-onnx" if int8_model.suffix.lower() == ".onnx" else "openvino-cpu-int8")
 
-    def start(self, tiles: np.ndarray, scale: Scale):
-        """Start a batch; returns the call that waits for its logits (a copy: the buffers are reused).
-        At most two batches may be in flight: wait for one before the third start."""
-        x = normalise(tiles, scale, self.mean, self.std)
+    def start(self, tiles: np.ndarray, scale: Scale) -> Callable[[], list[np.ndarray]]:
+        """Start a batch; returns the call that waits for it and gives each tile's (C, H, W) logits: views
+        into the requests' output buffers, valid until this set of requests runs again (two starts later),
+        so that no batch allocates its output. At most two batches may be in flight: wait for one before
+        the third start."""
+        # this set's input buffer is free again: its batch was waited for before a third start
+        x = normalise(tiles, scale, self.mean, self.std, out=self._inputs[self._next])
         requests = self._sets[self._next]
         self._inputs[self._next] = x  # shared with the requests below: kept until their set is reused
         self._next ^= 1
         for i, request in enumerate(requests):
             request.start_async({0: x[i * self.part:(i + 1) * self.part]}, share_inputs=True)
 
-        def wait() -> np.ndarray:
+        def wait() -> list[np.ndarray]:
             for request in requests:
                 request.wait()
-            return np.concatenate([request.get_output_tensor(0).data for request in requests])
+            return [tile for request in requests for tile in request.get_output_tensor(0).data]
         return wait
 
     def __call__(self, tiles: np.ndarray, scale: Scale) -> np.ndarray:
-        return self.start(tiles, scale)()
+        return np.stack(self.start(tiles, scale)())  # a copy: the output buffers are reused
 
 
 def _fit_batch(graph, part: int, batch_size: int, tile_size: int) -> int:
