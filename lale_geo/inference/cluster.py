@@ -195,17 +195,19 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
 def _result(client, future, grace: float = RECONNECT_GRACE_S):
     """The future's result; a client that stays disconnected (the scheduler gone) for ``grace`` seconds
     ends the wait: Dask would otherwise keep the future pending while it tries to reconnect."""
+    # Waited on with an event, not future.result(timeout=...): on a busy machine that timed wait can end in
+    # an UnboundLocalError from inside distributed (a cancellation racing the timeout in its sync()).
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
     lost_since = None
-    while True:
-        try:
-            return future.result(timeout=1)
-        except TimeoutError:
-            if client.status == "running":
-                lost_since = None
-                continue
-            lost_since = lost_since or time.monotonic()
-            if client.status in ("closed", "closing") or time.monotonic() - lost_since > grace:
-                raise ConnectionError(f"lost the connection to the scheduler (client {client.status})") from None
+    while not done.wait(1):
+        if client.status == "running":
+            lost_since = None
+            continue
+        lost_since = lost_since or time.monotonic()
+        if client.status in ("closed", "closing") or time.monotonic() - lost_since > grace:
+            raise ConnectionError(f"lost the connection to the scheduler (client {client.status})")
+    return future.result()
 
 
 def worker_path(weights: str | None) -> str | None:
