@@ -214,3 +214,28 @@ def test_the_public_api_is_visible_to_dir_and_type_checkers():
     for name in lale_geo._API:  # and the TYPE_CHECKING block imports it for type checkers
         assert f" {name}" in source.split("if TYPE_CHECKING:")[1].split("def __getattr__")[0], name
     assert (Path(lale_geo.__file__).parent / "py.typed").is_file()
+
+
+def test_names_that_moved_between_modules_still_import_for_one_release(tmp_path):
+    import numpy as np
+
+    from lale_geo.checksums import tensors_sha256
+    from lale_geo.inference.engines import weights_digest
+    from lale_geo.io.scaling import Scale, fill_values
+    from lale_geo.maps import polygons, vector_files
+    from lale_geo.training import datasets, worldcover
+
+    with pytest.warns(DeprecationWarning, match="polygons.vectorize_to_file moved to lale_geo.maps.vector_files"):
+        assert polygons.vectorize_to_file is vector_files.vectorize_to_file
+    with pytest.raises(AttributeError):
+        polygons.no_such_name  # noqa: B018
+    assert datasets.remap_worldcover is worldcover.remap_worldcover and weights_digest is tensors_sha256
+    assert fill_values((0, 255), (0.5, 0.5, 0.5)) == Scale.of(0, 255).fill((0.5, 0.5, 0.5)) == [127.5] * 3
+    import rasterio
+
+    from lale_geo.io.raster import lazy_dataset_mask
+
+    with rasterio.open(tmp_path / "m.tif", "w", driver="GTiff", width=5, height=4, count=1, dtype="uint8",
+                       nodata=0) as dst:
+        dst.write(np.array([[0, 1, 1, 1, 1]] * 4, np.uint8), 1)
+    np.testing.assert_array_equal(lazy_dataset_mask(tmp_path / "m.tif").compute()[:, 0], [False] * 4)

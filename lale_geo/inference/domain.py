@@ -25,6 +25,7 @@ import numpy as np
 from rasterio.errors import CRSError
 
 from ..errors import InvalidInputError, WeightsError
+from ..io.scaling import Scaling, decide_scaling, fixed_scaling
 from ..io.scene_sample import SceneSample, sample_scene
 
 if TYPE_CHECKING:  # type hints only: the guard needs just .low/.high of a scaling and an open dataset
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # type hints only: the guard needs just .low/.high of a scali
     from affine import Affine
     from rasterio.crs import CRS
 
-    from ..io.scaling import Scaling
     from ..weights import WeightsCard
 
 PIXEL_SIZE_FACTOR = 3.0  # a scene this many times finer or coarser than the training range is warned about
@@ -319,3 +319,15 @@ def _finish(warnings: list[str], name: str, strict: bool) -> list[str]:
     if strict and warnings:
         raise InvalidInputError(f"{warnings[0]} (strict_domain=True)")
     return warnings
+
+
+def scene_scaling(card: WeightsCard | Any, scene: rasterio.DatasetReader, bands: Sequence[int],
+                  scale: tuple | None, strict: bool, name: str) -> tuple[Scaling, list[str]]:
+    """A scene's scaling and the domain guard's warnings, as ``predict`` decides them (``segment`` on a path
+    too): one bounded sample of the scene serves both, read only if either needs it. ``name``: the scene
+    as the user gave it (not the VRT of its band files)."""
+    dtype = scene.dtypes[bands[0] - 1]
+    needs_sample = card.domain or fixed_scaling(dtype, len(bands), card.input_range, scale) is None
+    sample = sample_scene(scene, bands) if needs_sample else None
+    scaling = decide_scaling(scene, bands, card.input_range, scale, sample)
+    return scaling, guard(card, scene, bands, scaling, strict=strict, sample=sample, name=name)

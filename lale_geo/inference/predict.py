@@ -29,14 +29,13 @@ from ..io.raster import (
     reading_env,
     select_bands,
 )
-from ..io.scaling import Scale, Scaling, decide_scaling, fixed_scaling
-from ..io.scene_sample import sample_scene
+from ..io.scaling import Scale
 from .cluster import BlockJob, ClusterReport, Connection, run_on_cluster, worker_path
 from .column_maps import predict_in_column_blocks, tiles_of
-from .domain import guard
+from .domain import scene_scaling
 from .engines import ModelAndCard
 from .grid import TileGrid, first_row_touching
-from .settings import InferenceSettings, ResolvedSettings, settings_with
+from .settings import InferenceSettings, settings_with
 from .stitching import Band, finish_rows
 from .strips import MAX_READ_ROWS, StripSource, column_blocks, whole_width
 from .tile_loop import stream_scene
@@ -119,7 +118,10 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
             check_dtype(scene)
             check_georeferencing(scene)
             band_indexes = select_bands(scene, card.bands, resolved.settings.bands)
-            scaling = _scene_scaling(scene, band_indexes, resolved, str(given))
+            scaling, warned = scene_scaling(card, scene, band_indexes, resolved.settings.scale,
+                                            resolved.settings.strict_domain, str(given))
+            for warning in warned:
+                warnings.warn(warning, stacklevel=2)  # points at the caller of predict
             scale = scaling.scale
             fill = scale.fill(card.mean)
             grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
@@ -175,19 +177,6 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                 class_pixels={c.name: int(written.counts[c.id]) for c in card.classes}, nodata_pixels=nodata,
                 pixel_area=_pixel_area_m2(scene), scaling=scaling.describe(), engine=engine_name,
                 extra_outputs=outputs[1:], cluster=cluster)
-
-
-def _scene_scaling(scene, bands: list[int], resolved: ResolvedSettings, name: str) -> Scaling:
-    """The scene's scaling, and the domain guard's warnings (naming the scene as the user gave it: ``name``,
-    not the VRT of its band files); one bounded sample serves both, read only if either needs it."""
-    card, settings = resolved.card, resolved.settings
-    dtype = scene.dtypes[bands[0] - 1]
-    needs_sample = card.domain or fixed_scaling(dtype, len(bands), card.input_range, settings.scale) is None
-    sample = sample_scene(scene, bands) if needs_sample else None
-    scaling = decide_scaling(scene, bands, card.input_range, settings.scale, sample)
-    for warning in guard(card, scene, bands, scaling, strict=settings.strict_domain, sample=sample, name=name):
-        warnings.warn(warning, stacklevel=3)  # points at the caller of predict
-    return scaling
 
 
 def _first_row_read(grid: TileGrid, rows_done: int) -> int:

@@ -17,6 +17,7 @@ from typing import TypedDict
 import dask
 import dask.array as dsa
 import numpy as np
+import rioxarray  # noqa: F401 - registers the .rio accessor that paths and maps use
 import xarray as xr
 from dask.delayed import Delayed
 from rasterio.enums import MaskFlags
@@ -36,7 +37,7 @@ from ..io.raster import (
     valid_pixels,
 )
 from ..io.scaling import Scaling, fixed_scaling, sample_scaling
-from .domain import guard_grid
+from .domain import guard_grid, scene_scaling
 from .engines import ModelAndCard
 from .grid import Block, TileGrid, plan_blocks
 from .settings import InferenceSettings, ResolvedSettings, settings_with
@@ -111,8 +112,11 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     resolved = settings_with(InferenceSettings(weights=weights), options).resolve(model)
     card, settings = resolved.card, resolved.settings
     from_file = isinstance(da, (str, PathLike))
+    decided: Scaling | None = None  # a file's scaling, decided as predict decides it
     if isinstance(da, (str, PathLike)):
-        opened, bands = scene_array(da, card.bands, settings.bands, block_size)
+        opened, bands, decided, warned = scene_array(da, card, settings)
+        for warning in warned:
+            warnings.warn(warning, stacklevel=2)
         resolved = ResolvedSettings(replace(settings, bands=tuple(bands)), resolved.model)
         settings = resolved.settings
         image = _checked_image(opened)
@@ -131,7 +135,8 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
         raise InvalidInputError(f"segment: {image.sizes['band']} band(s), the weights need {len(card.bands)} "
                                 f"({', '.join(card.bands)}); pick them with bands=[...]")
     _, H, W = image.shape
-    if hasattr(image, "rio") and image.rio.crs is not None:  # the grid alone: nothing is computed
+    # the grid alone (nothing is computed); a file's scene was guarded, pixels included, when it was opened
+    if not from_file and hasattr(image, "rio") and image.rio.crs is not None:
         for warning in guard_grid(card, image.rio.crs, _grid_of(image), H, W, strict=settings.strict_domain,
                                   name="segment"):
             warnings.warn(warning, stacklevel=2)
@@ -147,12 +152,15 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     if mask_data is not None and not lazy:
         mask_data = np.asarray(mask_data)
 
-    step = max(1, -(-max(H, W) // 1024))  # a ~1024 px sample decides the scaling, once per scene
-    if lazy:
-        scaling = dask.delayed(sample_scaling)(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
-    else:
+    if not lazy:
         data = np.asarray(data)
-        scaling = sample_scaling(data[:, ::step, ::step], nodata, card.input_range, settings.scale)
+    scaling: Scaling | Delayed | None = decided or fixed_scaling(data.dtype, len(card.bands), card.input_range,
+                                                                 settings.scale)
+    if scaling is None:  # a ~1024 px strided sample decides it, once per scene (computed with the map)
+        step = max(1, -(-max(H, W) // 1024))
+        sample = data[:, ::step, ::step]
+        scaling = (dask.delayed(sample_scaling)(sample, nodata, card.input_range, settings.scale) if lazy
+                   else sample_scaling(sample, nodata, card.input_range, settings.scale))
 
     weights_ref: str | ModelAndCard | Delayed = settings.weights or resolved.model
     if lazy and not isinstance(weights_ref, str):
@@ -202,16 +210,20 @@ def _read_block(path: str, bands: list[int], window: Window) -> np.ndarray:
         return src.read(bands, window=window)
 
 
-def scene_array(path: str | PathLike, card_bands, bands=None, chunk: int = 2048) -> tuple[xr.DataArray, list[int]]:
-    """The scene at ``path`` as a lazy (band, y, x) DataArray of the bands that feed the model (predict's
-    rule: ``bands``, else colour interpretation, else the non-alpha bands), read by ``chunk``-pixel blocks
-    through the checked reader, with rioxarray's coordinates, CRS, transform and nodata; and the bands."""
+def scene_array(path: str | PathLike, card, settings: InferenceSettings,
+                chunk: int = 2048) -> tuple[xr.DataArray, list[int], Scaling, list[str]]:
+    """The scene at ``path`` as ``predict`` takes it: a lazy (band, y, x) DataArray of the bands that feed
+    the model (``settings.bands``, else colour interpretation, else the non-alpha bands), read by
+    ``chunk``-pixel blocks through the checked reader, with rioxarray's coordinates, CRS, transform and
+    nodata; the bands; the scene's scaling and the domain guard's warnings (from one bounded sample)."""
     path = str(path)
     with reading_env(), open_raster(path) as src:
         check_dtype(src)
         check_georeferencing(src)
-        chosen = select_bands(src, card_bands, bands)
-        H, W, t, crs, nodata, dtype = src.height, src.width, src.transform, src.crs, src.nodata, src.dtypes[0]
+        chosen = select_bands(src, card.bands, settings.bands)
+        scaling, warned = scene_scaling(card, src, chosen, settings.scale, settings.strict_domain, path)
+        H, W, t, crs, nodata = src.height, src.width, src.transform, src.crs, src.nodata
+        dtype = src.dtypes[chosen[0] - 1]
     rows = []
     for y in range(0, H, chunk):
         h = min(chunk, H - y)
@@ -229,7 +241,7 @@ def scene_array(path: str | PathLike, card_bands, bands=None, chunk: int = 2048)
     if nodata is not None:
         da = da.rio.write_nodata(nodata)
     da.encoding["source"] = path
-    return da, chosen
+    return da, chosen, scaling, warned
 
 
 def _grid_of(da: xr.DataArray):
@@ -237,6 +249,8 @@ def _grid_of(da: xr.DataArray):
     otherwise, as they do when the array was subsampled (``isel(x=slice(None, None, 2))``: the stored
     transform stays the file's)."""
     stored = da.rio.transform()
+    if not stored.is_rectilinear:  # rotated: nothing to recalculate from the coordinates
+        return stored
     try:
         computed = da.rio.transform(recalc=True)
     except Exception:  # noqa: BLE001 - one-pixel axes have no spacing to recalculate from
@@ -252,20 +266,22 @@ def _file_mask(da: xr.DataArray, lazy: bool):
     path = da.encoding.get("source")
     if not path or not hasattr(da, "rio"):
         return None
-    try:
-        src = open_raster(path)
-    except RasterIOError:  # the array outlived its file: nothing to read the mask from
-        return None
-    with src:
-        if not any({MaskFlags.per_dataset, MaskFlags.alpha} & set(flags) for flags in src.mask_flag_enums):
+    with reading_env():
+        try:
+            src = open_raster(path)
+        except RasterIOError:  # the array outlived its file: nothing to read the mask from
             return None
-        _, H, W = da.shape
-        mine, theirs = _grid_of(da), src.transform
-        col, row = ~theirs @ (mine.c, mine.f)
-        x0, y0 = round(col), round(row)
-        lined_up = (np.allclose([mine.a, mine.b, mine.d, mine.e], [theirs.a, theirs.b, theirs.d, theirs.e])
-                    and abs(col - x0) < 1e-6 and abs(row - y0) < 1e-6
-                    and 0 <= x0 and x0 + W <= src.width and 0 <= y0 and y0 + H <= src.height)
+        with src:
+            if not any({MaskFlags.per_dataset, MaskFlags.alpha} & set(flags) for flags in src.mask_flag_enums):
+                return None
+            theirs, width, height = src.transform, src.width, src.height
+    _, H, W = da.shape
+    mine = _grid_of(da)
+    col, row = ~theirs @ (mine.c, mine.f)
+    x0, y0 = round(col), round(row)
+    lined_up = (np.allclose([mine.a, mine.b, mine.d, mine.e], [theirs.a, theirs.b, theirs.d, theirs.e])
+                and abs(col - x0) < 1e-6 and abs(row - y0) < 1e-6
+                and 0 <= x0 and x0 + W <= width and 0 <= y0 and y0 + H <= height)
     if not lined_up:
         warnings.warn(f"segment: {path} has a dataset mask (alpha band or internal mask) that does not line up "
                       "with the array (resampled or flipped?); pass mask= to mask its invalid pixels", stacklevel=3)

@@ -8,6 +8,7 @@ the error that names the failing windows are written here once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
@@ -116,15 +117,23 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
 
     # GDAL's message capture is installed once for the loop (installed per read it cost about 1 ms)
     with gdal_messages():
-        for tile in tiles:
-            data, valid = source.read(tile)
-            queue.append((tile, data if valid.any() else None))
-            if sum(d is not None for _, d in queue) == batch_size:
+        try:
+            for tile in tiles:
+                data, valid = source.read(tile)
+                queue.append((tile, data if valid.any() else None))
+                if sum(d is not None for _, d in queue) == batch_size:
+                    flush()
+            if queue:
                 flush()
-        if queue:
-            flush()
-        if in_flight:
-            finish()
+            if in_flight:
+                finish()
+        except BaseException:
+            # a batch still running would meet the engine's next run (a kept engine serves the next scene)
+            for _, wait in in_flight:
+                if wait is not None:
+                    with contextlib.suppress(Exception):
+                        wait()
+            raise
     return computed
 
 

@@ -278,16 +278,19 @@ def window_validity(src: rasterio.DatasetReader, bands: Sequence[int], window: W
 def read_dataset_mask(path: str | Path, window: Window) -> np.ndarray:
     """GDAL's dataset mask (nodata, alpha, internal mask) of a window of ``path`` as (h, w) bools, in one
     checked read."""
-    with open_raster(path) as src, checked_read(src, window):
+    with reading_env(), open_raster(path) as src, checked_read(src, window):
         return src.dataset_mask(window=window) > 0
 
 
-def lazy_dataset_mask(path: str | Path, window: Window, block_size: int = 2048):
-    """:func:`read_dataset_mask` of ``window`` as a lazy (h, w) Dask bool array, read by blocks where it is
-    computed (a Dask worker opens the file itself)."""
+def lazy_dataset_mask(path: str | Path, window: Window | None = None, block_size: int = 2048):
+    """:func:`read_dataset_mask` of ``window`` (default: the whole raster) as a lazy (h, w) Dask bool array,
+    read by blocks where it is computed (a Dask worker opens the file itself)."""
     import dask
     import dask.array as dsa
 
+    if window is None:
+        with reading_env(), open_raster(path) as src:
+            window = Window(0, 0, src.width, src.height)
     y0, x0, H, W = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
     rows = []
     for y in range(0, H, block_size):

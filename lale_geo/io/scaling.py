@@ -106,3 +106,8 @@ def sample_scaling(sample: np.ndarray, nodata, input_range: Sequence[float], sca
         return fixed
     valid = valid_pixels(sample, nodata)
     return percentile_scaling(list(sample[:, valid]), "a strided sample")
+
+
+def fill_values(scale, mean: Sequence[float]) -> list[float]:
+    """``Scale.of(*scale).fill(mean)``: the name of 0.1, kept for one release."""
+    return Scale.of(*scale).fill(mean)

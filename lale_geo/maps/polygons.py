@@ -274,3 +274,19 @@ def summarise(frame: gpd.GeoDataFrame, output: Path | None = None) -> VectorizeS
     summary = VectorizeSummary(output=output)
     summary.add(frame)
     return summary
+
+
+_MOVED_TO_VECTOR_FILES = ("FORMATS", "check_vector_output", "vectorize_to_file", "verify_layer", "write_layer")
+
+
+def __getattr__(name: str):
+    """The names that moved to :mod:`lale_geo.maps.vector_files` still import from here for one release, with
+    a DeprecationWarning (looked up by name on first use: the two modules do not import each other)."""
+    if name in _MOVED_TO_VECTOR_FILES:
+        import importlib
+        import warnings
+
+        warnings.warn(f"lale_geo.maps.polygons.{name} moved to lale_geo.maps.vector_files.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module("lale_geo.maps.vector_files"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

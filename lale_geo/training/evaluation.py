@@ -58,7 +58,12 @@ class Evaluation:
     agreement: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form: ``per_tile`` and ``agreement`` only where they were measured."""
+        data = asdict(self)
+        for key in ("per_tile", "agreement"):
+            if data[key] is None:
+                del data[key]
+        return data
 
 
 def evaluate(engine: Engine, samples: Sequence[Sample | RasterSample], class_names: list[str], tiling: Tiling,

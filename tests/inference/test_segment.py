@@ -176,3 +176,38 @@ def test_a_damaged_block_of_a_path_is_a_one_line_error_naming_the_window(tmp_pat
     out = segment(bad, model=PAIR, device="cpu")
     with pytest.raises(RasterIOError, match=r"bad.tif: read failed at row 0, col 0 \(128x128 px\)"):
         out.compute()
+
+
+def test_a_uint16_path_is_scaled_as_predict_scales_it_from_its_masked_sample(tmp_path):
+    """predict's bounded, masked sample decides the percentiles; masked pixels with extreme values must not."""
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(300, 3000, (3, 300, 320)).astype(np.uint16)
+    mask = np.full((300, 320), 255, np.uint8)
+    mask[:120] = 0
+    pixels[:, :120] = 60000  # under the mask: counted, they would move the 98th percentile
+    path = tmp_path / "u16.tif"
+    profile = dict(driver="GTiff", width=320, height=300, count=3, dtype="uint16", crs="EPSG:32633",
+                   transform=rasterio.transform.from_origin(500000, 4000000, 0.5, 0.5), tiled=True,
+                   blockxsize=128, blockysize=128)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels)
+        dst.write_mask(mask)
+    summary = predict(path, tmp_path / "cli.tif", model=PAIR, device="cpu")
+    out = segment(path, model=PAIR, device="cpu")
+    assert out.attrs["LALE_GEO_SCALING"] == summary.scaling
+    with rasterio.open(tmp_path / "cli.tif") as cli:
+        np.testing.assert_array_equal(out.values, cli.read(1))
+
+
+def test_segment_of_a_path_works_in_a_process_that_never_imported_rioxarray(rasterio_fixtures, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import lale_geo, sys\n"
+            "from tests.helpers import LocalModel, card_for\n"
+            "out = lale_geo.segment(sys.argv[1], model=(LocalModel(4, radius=1), card_for(4, 128, 32)), device='cpu')\n"
+            "print(out.rio.crs, int(out.shape[0]))")
+    result = subprocess.run([sys.executable, "-c", code, str(rasterio_fixtures / "RGB.byte.tif")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["EPSG:32618", "718"]

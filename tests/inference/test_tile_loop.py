@@ -78,3 +78,32 @@ def test_an_engine_failure_names_the_tiles_of_the_batch():
     grid = TileGrid(100, 100, 64, 16)
     with pytest.raises(LaleGeoError, match=r"prediction failed for tiles at \(row 0, col 0, 64 px\).*out of memory"):
         run_tiles(ArraySource(image(100, 100)), grid.tiles(), broken, SCALE, 2, lambda t, logits: None)
+
+
+def test_a_failed_read_waits_for_the_batch_still_running_before_the_error_leaves():
+    class Background(Recording):
+        """An engine that runs in the background; it records whether each started batch was waited for."""
+
+        def __init__(self):
+            super().__init__()
+            self.pending = 0
+
+        def start(self, tiles, scale):
+            self.pending += 1
+            logits = self(tiles, scale)
+
+            def wait():
+                self.pending -= 1
+                return logits
+            return wait
+
+    class FailsAtTile(ArraySource):
+        def read(self, tile):
+            if (tile.y0, tile.x0) == (48, 96):  # in the second row, after the first batch has started
+                raise OSError("read failed")
+            return super().read(tile)
+
+    engine = Background()
+    with pytest.raises(OSError, match="read failed"):
+        run_tiles(FailsAtTile(image()), TileGrid(150, 170, 64, 16).tiles(), engine, SCALE, 2, lambda t, x: None)
+    assert engine.pending == 0

@@ -13,6 +13,7 @@ Torch is imported only where a path needs it: a run of the weights' INT8 OpenVIN
 (the default on CPUs) reads the card, not the network, and never imports it (most of a run's start-up).
 """
 
+from ...checksums import tensors_sha256 as weights_digest  # the name of 0.1, kept for one release
 from .base import Engine, LogProbabilities, SerialisedEngine, normalise, start_batch
 from .devices import cpu_threads, device_type, resolve_device
 from .model_and_card import ModelAndCard
@@ -24,4 +25,4 @@ from .torch_engine import TorchEngine
 
 __all__ = ["ENGINES", "Engine", "LogProbabilities", "ModelAndCard", "OnnxRuntimeEngine", "OpenVINOEngine",
            "SerialisedEngine", "TorchEngine", "block_engine", "cpu_threads", "create_engine", "device_type",
-           "export_onnx", "normalise", "quiet_exporter", "resolve_device", "start_batch"]
+           "export_onnx", "normalise", "quiet_exporter", "resolve_device", "start_batch", "weights_digest"]
