@@ -9,6 +9,7 @@ engine once per weights.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import replace
 from os import PathLike
@@ -30,6 +31,7 @@ from ..io.raster import (
     check_georeferencing,
     checked_read,
     lazy_dataset_mask,
+    lazy_windows,
     open_raster,
     read_dataset_mask,
     reading_env,
@@ -224,17 +226,10 @@ def scene_array(path: str | PathLike, card, settings: InferenceSettings,
         scaling, warned = scene_scaling(card, src, chosen, settings.scale, settings.strict_domain, path)
         H, W, t, crs, nodata = src.height, src.width, src.transform, src.crs, src.nodata
         dtype = src.dtypes[chosen[0] - 1]
-    rows = []
-    for y in range(0, H, chunk):
-        h = min(chunk, H - y)
-        row = []
-        for x in range(0, W, chunk):
-            w = min(chunk, W - x)
-            task = dask.delayed(_read_block)(path, chosen, Window(x, y, w, h))
-            row.append(dsa.from_delayed(task, shape=(len(chosen), h, w), dtype=dtype))
-        rows.append(row)
+    pixels = lazy_windows(functools.partial(_read_block, path, chosen), Window(0, 0, W, H), (len(chosen),), dtype,
+                          chunk)
     coords = {"band": chosen, "y": t.f + (np.arange(H) + 0.5) * t.e, "x": t.c + (np.arange(W) + 0.5) * t.a}
-    da = xr.DataArray(dsa.block(rows), dims=("band", "y", "x"), coords=coords)
+    da = xr.DataArray(pixels, dims=("band", "y", "x"), coords=coords)
     da = da.rio.write_transform(t)
     if crs is not None:
         da = da.rio.write_crs(crs)

@@ -4,12 +4,13 @@ bands that feed the model, decide which pixels are valid, and read windows (no t
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TypedDict
 
@@ -285,12 +286,19 @@ def read_dataset_mask(path: str | Path, window: Window) -> np.ndarray:
 def lazy_dataset_mask(path: str | Path, window: Window | None = None, block_size: int = 2048):
     """:func:`read_dataset_mask` of ``window`` (default: the whole raster) as a lazy (h, w) Dask bool array,
     read by blocks where it is computed (a Dask worker opens the file itself)."""
-    import dask
-    import dask.array as dsa
-
     if window is None:
         with reading_env(), open_raster(path) as src:
             window = Window(0, 0, src.width, src.height)
+    return lazy_windows(functools.partial(read_dataset_mask, str(path)), window, (), bool, block_size)
+
+
+def lazy_windows(read: Callable[[Window], np.ndarray], window: Window, lead: tuple[int, ...], dtype,
+                 block_size: int = 2048):
+    """A lazy Dask array of ``window``, (*lead, height, width), made of ``read(block_window)`` calls: one Dask
+    task per block of ``block_size`` px (``read`` must pickle, e.g. a partial of a module function)."""
+    import dask
+    import dask.array as dsa
+
     y0, x0, H, W = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
     rows = []
     for y in range(0, H, block_size):
@@ -298,7 +306,7 @@ def lazy_dataset_mask(path: str | Path, window: Window | None = None, block_size
         row = []
         for x in range(0, W, block_size):
             w = min(block_size, W - x)
-            task = dask.delayed(read_dataset_mask)(str(path), Window(x0 + x, y0 + y, w, h))
-            row.append(dsa.from_delayed(task, shape=(h, w), dtype=bool))
+            task = dask.delayed(read)(Window(x0 + x, y0 + y, w, h))
+            row.append(dsa.from_delayed(task, shape=(*lead, h, w), dtype=dtype))
         rows.append(row)
     return dsa.block(rows)
