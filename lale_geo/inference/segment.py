@@ -86,7 +86,8 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     Args:
         da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)``; or a
             raster's path or URL, read lazily by blocks through the same checked reader as ``lale-geo
-            predict`` (a damaged block is a one-line error naming the window) with predict's band choice.
+            predict`` (a damaged block is a one-line error naming the window), with predict's band choice,
+            mask, scaling and domain guard.
         weights: shipped weights name or path (default: the shipped default weights).
         model: an explicit (model, card) pair instead of ``weights`` (e.g. ``random_weights()``).
         probabilities: return (class, y, x) float32 probabilities (NaN on nodata) instead of class ids.
