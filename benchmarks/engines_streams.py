@@ -18,6 +18,7 @@ import numpy as np
 import openvino as ov
 
 from lale_geo.inference.engines import export_onnx, normalise
+from lale_geo.io.scaling import Scale
 from lale_geo.weights import load_weights
 
 
@@ -28,8 +29,8 @@ def configuration(model, card, part: int, streams: int, threads: int, tile: int 
                   {"PERFORMANCE_HINT": "LATENCY"})
     compiled = ov.Core().compile_model(str(export_onnx(model, card, part, tile)), "CPU", config)
     requests = [compiled.create_infer_request() for _ in range(batch // part)]
-    x = normalise(np.random.default_rng(0).integers(0, 255, (batch, 3, tile, tile)).astype(np.float32), (0, 255),
-                  card.mean, card.std)
+    pixels = np.random.default_rng(0).integers(0, 255, (batch, 3, tile, tile)).astype(np.float32)
+    x = normalise(pixels, Scale.of(0, 255), card.mean, card.std)
     parts = [np.ascontiguousarray(x[i * part:(i + 1) * part]) for i in range(len(requests))]
 
     def run() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lale_geo.inference.engines import create_engine
+from lale_geo.io.scaling import Scale
 from lale_geo.models import count_macs, count_params, create_model
 from lale_geo.weights import ClassInfo, WeightsCard, weights_size_mb
 
@@ -30,10 +31,10 @@ def card_for(name: str, num_classes: int) -> WeightsCard:
 
 
 def images_per_second(engine, batch: np.ndarray, seconds: float) -> float:
-    engine(batch, (0, 255))  # warm-up (and first-call planning)
+    engine(batch, Scale.of(0, 255))  # warm-up (and first-call planning)
     runs, start = 0, time.perf_counter()
     while True:
-        engine(batch, (0, 255))
+        engine(batch, Scale.of(0, 255))
         runs += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and runs >= 2:

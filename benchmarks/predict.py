@@ -33,14 +33,15 @@ def bare_model(engine: str, weights: str, tiles: int, tile_size: int, batch: int
     """Seconds for the engine alone on ``tiles`` tiles (run in this process), built from the same settings
     as the run (precision auto included), and its name."""
     from lale_geo.inference.settings import InferenceSettings
+    from lale_geo.io.scaling import Scale
 
     runner = InferenceSettings(weights=weights, engine=engine, device="cpu", batch_size=batch,
                                tile_size=tile_size).resolve().create_engine()
     data = np.random.default_rng(0).integers(0, 255, (batch, 3, tile_size, tile_size)).astype(np.float32)
-    runner(data, (0, 255))
+    runner(data, Scale.of(0, 255))
     start = time.perf_counter()
     for _ in range(-(-tiles // batch)):
-        runner(data, (0, 255))
+        runner(data, Scale.of(0, 255))
     return time.perf_counter() - start, runner.name
 
 

@@ -21,6 +21,7 @@ import torch
 from lale_geo.inference.engines import TorchEngine, normalise
 from lale_geo.inference.grid import TileGrid
 from lale_geo.inference.tile_loop import predict_array
+from lale_geo.io.scaling import Scale
 from lale_geo.training.datasets import load_split, resolve_class_table
 from lale_geo.training.metrics import confusion_matrix, scores
 from lale_geo.weights import load_weights
@@ -42,7 +43,7 @@ def main() -> None:
     n = card.num_classes
     untiled = []
     for s in samples:
-        x = torch.from_numpy(normalise(s.image[None], (0, 255), card.mean, card.std))
+        x = torch.from_numpy(normalise(s.image[None], Scale.of(0, 255), card.mean, card.std))
         with torch.inference_mode():
             untiled.append(predictor.model(x)[0].numpy().argmax(0))
     base = scores(sum(confusion_matrix(u, s.mask, n) for u, s in zip(untiled, samples)), card.class_names)
@@ -57,10 +58,10 @@ def main() -> None:
         cm = np.zeros((n, n), np.int64)
         same_untiled = same_shift = total = work = 0
         for s, ref in zip(samples, untiled):
-            labels = predict_array(predictor, s.image, (0, 255), tile, overlap).argmax(0)
+            labels = predict_array(predictor, s.image, Scale.of(0, 255), tile, overlap).argmax(0)
             k = args.shift
             padded = np.pad(s.image, ((0, 0), (k, 0), (k, 0)), mode="reflect")
-            shifted = predict_array(predictor, padded, (0, 255), tile, overlap).argmax(0)[k:, k:]
+            shifted = predict_array(predictor, padded, Scale.of(0, 255), tile, overlap).argmax(0)[k:, k:]
             cm += confusion_matrix(labels, s.mask, n)
             same_untiled += int((labels == ref).sum())
             same_shift += int((labels == shifted).sum())
