@@ -3,6 +3,7 @@ dependencies come from the test environment, the package only from the wheel), t
 module and run as ``lale-geo predict`` with the shipped default weights. A sub-package, a class table or
 a weights file missing from the wheel fails here."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -77,9 +78,11 @@ def test_lale_geo_predict_runs_from_the_installed_wheel_with_the_shipped_weights
         dst.write(pixels)
     _run(lale_geo, "predict", "scene.tif", "-o", "map.tif", cwd=tmp_path, env=_clean_env())
     with rasterio.open(tmp_path / "map.tif") as out:
-        tags = out.tags()
+        tags, labels = out.tags(), out.read(1)
         assert (out.width, out.height) == (240, 200) and out.crs.to_epsg() == 32640
-        assert out.read(1).max() < len(out.colormap(1))
+        assert out.transform == from_origin(300000, 2800000, 0.5, 0.5)
+    classes = json.loads(tags["LALE_GEO_CLASSES"])
+    assert len(classes) >= 2 and set(np.unique(labels)) <= set(range(len(classes)))  # no nodata in this scene
     assert tags["LALE_GEO_WEIGHTS"] and tags["LALE_GEO_UNTRAINED"] == "no"
     shipped = [p for p in (site / "lale_geo_weights").iterdir() if p.suffix == ".safetensors"]
     assert shipped, "no weights in the wheel"

@@ -280,7 +280,7 @@ def read_dataset_mask(path: str | Path, window: Window) -> np.ndarray:
     """GDAL's dataset mask (nodata, alpha, internal mask) of a window of ``path`` as (h, w) bools, in one
     checked read."""
     with reading_env(), open_raster(path) as src, checked_read(src, window):
-        return src.dataset_mask(window=window) > 0
+        return _dataset_mask(src, window)
 
 
 def lazy_dataset_mask(path: str | Path, window: Window | None = None, block_size: int = 2048):
