@@ -1,10 +1,11 @@
-"""Predict on a ``dask.distributed`` cluster: blocks aligned to the tile grid, computed where the workers
-are, sent back as finished uint8 rows (never float logits) and written here in row order.
+"""Predict on a ``dask.distributed`` cluster: bands of rows aligned to the tile grid, computed where the
+workers are, sent back as finished uint8 rows (never float logits) and written here in row order.
 
-Each worker reads its block from the raster itself, with its halo, in one checked read (workers need the input at
-the same path or URL), creates its engine once per process and weights with the same ``auto`` rule as
-the CLI, and runs every tile that meets its block with the whole scene's blending weights, so the map
-is the one a local run writes.
+Each worker streams its band from the raster itself as ``predict`` streams a scene (file block rows read
+once through the checked reader, tiles cut from a strip, rows finished as they complete; workers need the
+input at the same path or URL), creates its engine once per process and weights with the same ``auto``
+rule as the CLI, and runs every tile that meets its band with the whole scene's blending weights, so the
+map is the one a local run writes. Bands are full-width unless the scene is too wide for one strip.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ from ..io.raster import open_raster, reading_env
 from ..io.scaling import Scale
 from ..weights import list_weights
 from .engines import ModelAndCard
-from .grid import Block, TileGrid, plan_blocks
+from .grid import Block, TileGrid, plan_bands
 from .settings import InferenceSettings, ResolvedSettings
-from .stitching import finish_rows
-from .strips import read_region
-from .tile_loop import ArraySource, predict_region
+from .stitching import Band, finish_rows
+from .strips import ColumnBlock, StripSource
+from .tile_loop import stream_scene
 
 if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
+# The finished rows one block sends back at most: blocks are few (each seam computes a tile row twice) but
+# a run still has several rounds of them, and the client holds a few while it writes them in order.
+BLOCK_BYTES = 32 * 2**20
 RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
 
 
@@ -71,22 +75,52 @@ class ClusterReport:
 
 
 def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> tuple[FinishedRows, str]:
-    """Finished rows of one block (runs on a worker) and the engine's name."""
+    """Finished rows of one block (runs on a worker) and the engine's name. The block is streamed as
+    ``predict`` streams a scene: its file block rows read once, tiles cut from a strip, rows blended and
+    finished as soon as no later tile reaches them, so a tall block holds a few strips, not its logits."""
     pair = ModelAndCard.named(weights) if isinstance(weights, str) else ModelAndCard.of(weights)
     engine = ResolvedSettings(job.settings, pair).create_engine(block=True)
     y, x, h, w = block.region
-    top, left, height, width = block.extent  # the block with its halo, read once
+    top, left, _, width = block.extent  # what the block's tiles read: its rows and columns with the halo
+    rows = _BlockRows(h, w, engine.num_classes if job.probabilities else 0, job.confidence)
     with reading_env(), open_raster(job.src) as scene:
-        pixels, valid = read_region(scene, job.bands, top, left, height, width)
-    source = ArraySource(pixels, valid, job.fill, origin=(top, left))
-    logits = predict_region(source, job.grid, block.region, engine, job.scale, job.settings.batch_size)
-    block_valid = valid[y - top:y - top + h, x - left:x - left + w]
-    return finish_rows(logits, block_valid, job.probabilities, job.confidence), engine.name
+        source = StripSource(scene, job.bands, job.fill, first_row=top,
+                             columns=ColumnBlock(x, x + w, left, left + width, left, left + width))
+
+        def emit(band: Band) -> None:
+            n = band.logits.shape[1]
+            valid = source.validity(band.y0, n)  # in order, every band: the source releases what it handed out
+            a, b = max(band.y0, y) - band.y0, min(band.y0 + n, y + h) - band.y0  # the band's rows in the block
+            if a < b:
+                rows.put(band.y0 + a - y, finish_rows(band.logits[:, a:b], valid[a:b], job.probabilities,
+                                                      job.confidence))
+
+        stream_scene(source, job.grid, engine, job.scale, job.settings.batch_size, emit, resume_at=y,
+                     columns=(x, x + w), until=y + h)
+    return rows.finished, engine.name
+
+
+class _BlockRows:
+    """The finished rows of one block, filled band by band."""
+
+    def __init__(self, height: int, width: int, classes: int, confidence: bool) -> None:
+        self.finished = FinishedRows(np.empty((height, width), np.uint8),
+                                     np.empty((classes, height, width), np.uint8) if classes else None,
+                                     np.empty((height, width), np.uint8) if confidence else None)
+
+    def put(self, y0: int, rows: FinishedRows) -> None:
+        n = rows.labels.shape[0]
+        self.finished.labels[y0:y0 + n] = rows.labels
+        if self.finished.probabilities is not None:
+            self.finished.probabilities[:, y0:y0 + n] = rows.probabilities
+        if self.finished.confidence is not None:
+            self.finished.confidence[y0:y0 + n] = rows.confidence
 
 
 def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
                    write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None = None,
-                   block_size: int = 4096, resume_at: int = 0, connecting: Connection | None = None) -> ClusterReport:
+                   block_bytes: int = BLOCK_BYTES, resume_at: int = 0,
+                   connecting: Connection | None = None) -> ClusterReport:
     """Compute every block of ``job.grid`` on the cluster at ``address`` and hand finished rows to
     ``write(y0, rows)`` in row order. At most a few rows of blocks are in flight, so memory stays
     bounded here and on the workers. Block rows that end at or above ``resume_at`` are skipped.
@@ -94,7 +128,7 @@ def run_on_cluster(address: str, job: BlockJob, resolved: ResolvedSettings,
     client = (connecting or Connection(address)).client()
     try:
         with client:
-            return _run_blocks(client, address, job, resolved, write, progress, block_size, resume_at)
+            return _run_blocks(client, address, job, resolved, write, progress, block_bytes, resume_at)
     except (LaleGeoError, KeyboardInterrupt):
         raise
     except Exception as e:  # the scheduler or the connection went away mid-run (workers are retried by Dask)
@@ -157,11 +191,12 @@ class Connection:
 
 def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
                 write: Callable[[int, FinishedRows], None], progress: Callable[[int], None] | None,
-                block_size: int, resume_at: int) -> ClusterReport:
+                block_bytes: int, resume_at: int) -> ClusterReport:
     """The blocks of ``job`` on the connected ``client``, a few rows of blocks in flight, written in order."""
     workers = client.scheduler_info(n_workers=-1)["workers"]
     threads = sum(w["nthreads"] for w in workers.values()) or 1
-    rows = [row for row in plan_blocks(job.grid, block_size, threads)
+    per_pixel = 1 + (resolved.card.num_classes if job.probabilities else 0) + (1 if job.confidence else 0)
+    rows = [row for row in plan_bands(job.grid, threads, max(block_bytes // per_pixel, 1))
             if row[0].region[0] + row[0].region[2] > resume_at]
     weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
     in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MAX_COLUMNS = 12288  # a wider scene is processed in column blocks: memory stops growing with width
+
 
 def axis_origins(length: int, tile_size: int, overlap: int) -> list[int]:
     """Tile start offsets along one axis: stride ``tile_size - overlap``, the last tile flush with the end.
@@ -213,6 +215,23 @@ def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) ->
         else:
             bx += 1
     by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n)
+    ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
+    xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
+    return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
+            for y0, y1, ry0, ry1 in ys]
+
+
+def plan_bands(grid: TileGrid, parallelism: int = 1, max_pixels: int = 32 * 2**20,
+               max_columns: int | None = None) -> list[list[Block]]:
+    """Rows of blocks for workers that stream their block row by row (a cluster run): full-width bands of
+    rows, split into column blocks only where a row would be wider than ``max_columns`` (the row
+    stitcher holds ``classes x tile_size x width`` floats). A streamed block's memory does not grow with
+    its height, so blocks are as few as ``max_pixels`` (the finished rows a block sends back) and the
+    ``parallelism`` threads allow: each seam costs one tile row computed twice."""
+    rows_n, cols_n = grid.shape
+    bx = min(-(-grid.width // (max_columns or MAX_COLUMNS)), cols_n)
+    by = min(max(-(-grid.height * grid.width // (bx * max_pixels)), -(-parallelism // bx)), rows_n)
+    by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n) if parallelism > 1 else (by, bx)
     ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
     xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
     return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]

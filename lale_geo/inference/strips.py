@@ -24,10 +24,9 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..io.raster import checked_read, has_mask, pad_to_tile
-from .grid import Tile, TileGrid, axis_groups
+from .grid import MAX_COLUMNS, Tile, TileGrid, axis_groups
 
 MAX_READ_ROWS = 1024  # a file with very tall blocks (one strip for the whole image) is read in parts
-MAX_COLUMNS = 12288  # a wider tiled scene is processed in column blocks: memory stops growing with width
 
 
 @dataclass(frozen=True)

@@ -139,12 +139,15 @@ def run_tiles(source: TileSource, tiles: Iterable[Tile], engine: Engine, scale: 
 
 def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: Scale, batch_size: int,
                  emit: Callable[[Band], None], progress: Callable[[int], None] | None = None,
-                 resume_at: int = 0, columns: tuple[int, int] | None = None) -> int:
+                 resume_at: int = 0, columns: tuple[int, int] | None = None, until: int | None = None) -> int:
     """Blend the whole grid row by row, handing each finished row band to ``emit`` (memory bounded by
-    the scene's width). With ``resume_at`` > 0 (scene rows already written) start at the first tile
-    row that reaches below them. ``columns`` = (x0, x1): only those scene columns (one column block;
-    the tiles that meet them). Returns the number of tiles computed."""
+    the scene's width). With ``resume_at`` > 0 (scene rows already written, or the top of a cluster's
+    band of rows) start at the first tile row that reaches below them; with ``until``, stop after the
+    tile rows that start above that scene row (the last band emitted then holds every row above it).
+    ``columns`` = (x0, x1): only those scene columns (one column block; the tiles that meet them).
+    Returns the number of tiles computed."""
     start_row = first_row_touching(grid, resume_at) if resume_at else 0
+    stop_row = len(grid.row_origins) if until is None else sum(y < until for y in grid.row_origins)
     stitcher = RowStitcher(grid, engine.num_classes, start_row=start_row, columns=columns)
     if progress and start_row:
         progress(start_row * len(stitcher.tile_cols))
@@ -154,7 +157,7 @@ def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: Scal
             emit(band)
 
     tiles = (Tile(r, c, grid.row_origins[r], grid.col_origins[c], grid.tile_size)
-             for r in range(start_row, len(grid.row_origins)) for c in stitcher.tile_cols)
+             for r in range(start_row, stop_row) for c in stitcher.tile_cols)
     return run_tiles(source, tiles, engine, scale, batch_size, add, progress)
 
 

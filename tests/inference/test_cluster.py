@@ -5,9 +5,13 @@ import pytest
 import rasterio
 import torch
 
-from lale_geo.inference.cluster import _join_columns, worker_path
+from lale_geo.inference.cluster import BlockJob, _join_columns, compute_block, worker_path
+from lale_geo.inference.domain import scene_scaling
+from lale_geo.inference.grid import TileGrid, plan_bands
 from lale_geo.inference.predict import predict
+from lale_geo.inference.settings import InferenceSettings
 from lale_geo.io.outputs import FinishedRows
+from lale_geo.io.raster import select_bands
 from lale_geo.weights import DEFAULT_WEIGHTS
 from tests.helpers import LocalModel, card_for
 
@@ -27,6 +31,31 @@ def test_a_block_rows_columns_are_joined_side_by_side_with_their_side_outputs():
     assert joined.probabilities is None
     np.testing.assert_array_equal(joined.labels, [[0, 0, 0, 1, 1, 1, 1]] * 2)
     np.testing.assert_array_equal(joined.confidence, [[90] * 3 + [80] * 4] * 2)
+
+
+def test_streamed_bands_and_column_blocks_join_into_the_local_map(rasterio_fixtures, tmp_path):
+    """Each block streams its rows (resuming the grid at its top, stopping below its bottom) and its columns;
+    side by side they give the local run's map, masked pixels, probabilities and confidence included."""
+    src = rasterio_fixtures / "RGBA.byte.tif"
+    pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
+    predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif",
+            confidence=tmp_path / "lc.tif")
+    resolved = InferenceSettings(**CPU).resolve(pair)
+    card = resolved.card
+    with rasterio.open(src) as scene:
+        bands = select_bands(scene, card.bands, None)
+        scale = scene_scaling(card, scene, bands, None, False, str(src))[0].scale
+        grid = TileGrid(scene.height, scene.width, resolved.tile_size, resolved.overlap)
+    job = BlockJob(str(src), grid, tuple(bands), scale, tuple(scale.fill(card.mean)), resolved.settings, True, True)
+    plan = plan_bands(grid, parallelism=3, max_pixels=60_000, max_columns=300)
+    assert len(plan) >= 3 and len(plan[0]) >= 2  # seams across rows and across columns
+    rows = [_join_columns([compute_block(job, block, resolved.model)[0] for block in row]) for row in plan]
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "lp.tif") as p, \
+            rasterio.open(tmp_path / "lc.tif") as c:
+        np.testing.assert_array_equal(np.concatenate([r.labels for r in rows]), a.read(1))
+        assert (a.read(1) == 255).any()  # the alpha mask reached the blocks
+        np.testing.assert_array_equal(np.concatenate([r.probabilities for r in rows], axis=1), p.read())
+        np.testing.assert_array_equal(np.concatenate([r.confidence for r in rows]), c.read(1))
 
 
 @pytest.mark.slow

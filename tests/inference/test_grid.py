@@ -94,3 +94,35 @@ def test_blocks_cover_the_scene_once_and_share_one_tile_row_per_seam(height, wid
     seams_y, seams_x = len(blocks) - 1, len(blocks[0]) - 1
     extra = 0 if overlap == 0 else (rows + seams_y) * (cols + seams_x) - rows * cols
     assert computed == len(grid) + extra  # one shared tile row/column per seam, nothing else twice
+
+
+@pytest.mark.parametrize("height,width,threads,max_pixels,max_columns", [
+    (10000, 10000, 2, 32 * 2**20, 12288), (4000, 4000, 2, 32 * 2**20, 12288), (512, 120000, 2, 32 * 2**20, 12288),
+    (20000, 20000, 2, 32 * 2**20, 12288), (300, 300, 2, 10**6, 12288), (100, 100, 4, 10**6, 12288),
+    (3000, 2000, 3, 10**6, 900)])
+def test_bands_are_full_width_few_and_a_multiple_of_the_threads(height, width, threads, max_pixels, max_columns):
+    from lale_geo.inference.grid import plan_bands
+    from lale_geo.inference.tile_loop import tiles_meeting
+
+    grid = TileGrid(height, width, 256, 64)
+    plan = plan_bands(grid, threads, max_pixels, max_columns)
+    covered = np.zeros((height, width), np.uint8)
+    computed = 0
+    for row in plan:
+        for b in row:
+            y, x, h, w = b.region
+            covered[y:y + h, x:x + w] += 1
+            tiles = tiles_meeting(grid, b.region)
+            computed += len(tiles)
+            assert (tiles[0].y0, tiles[0].x0) == b.extent[:2]  # a streamed block starts reading at its first tile
+    assert (covered == 1).all()
+    blocks = len(plan) * len(plan[0])
+    rows, cols = grid.shape
+    assert len(plan[0]) == -(-width // max_columns)  # split across columns only for width
+    assert blocks >= min(threads, rows) and (blocks % threads == 0 or blocks == rows * len(plan[0]))
+    # as few bands as the pixel cap and the threads allow: one fewer would break one of them
+    fewer = len(plan) - 1
+    assert fewer == 0 or -(-height // fewer) * width // len(plan[0]) > max_pixels or fewer * len(plan[0]) < threads \
+        or (fewer * len(plan[0])) % threads
+    seams_y, seams_x = len(plan) - 1, len(plan[0]) - 1
+    assert computed == (rows + seams_y) * (cols + seams_x)  # one shared tile row/column per seam
