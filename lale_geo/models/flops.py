@@ -15,6 +15,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from .decoder import MLPDecoder
+
 
 def _explicit_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
     if attn_mask is not None or is_causal or dropout_p:
@@ -50,15 +52,20 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, height: int = 256, width: int | None = None,
-               in_chans: int | None = None, batch: int = 1, attention: bool = True) -> int:
+               in_chans: int | None = None, batch: int = 1, attention: bool = True, as_run: bool = False) -> int:
     """Multiply-accumulates of one eval forward pass at ``height`` x ``width``.
 
     ``attention=False`` leaves the attention matmuls (QK^T, AV) out, the convention of some papers
-    (LeMeViT's); ours, and ``lale-geo models``, count them.
+    (LeMeViT's); ours, and ``lale-geo models``, count them. By default the decoder is counted in the
+    papers' form (concat, then fuse), the figure they publish; ``as_run=True`` counts what runs, the fuse
+    folded into the projections (:meth:`MLPDecoder.fused`: the same function, fewer MACs).
     """
     chans: int = in_chans if in_chans else getattr(model, "in_chans", 3)
     # Shapes are all the counter needs: run a copy on the meta device (no arithmetic, no memory).
     ghost = copy.deepcopy(model).to("meta").eval()
+    for module in ghost.modules():
+        if isinstance(module, MLPDecoder):
+            module.fold = as_run
     x = torch.zeros(batch, chans, height, width or height, device="meta")
     with FlopCounterMode(display=False) as counter, _ExplicitAttention(counted=attention):
         ghost(x)

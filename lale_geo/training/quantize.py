@@ -90,10 +90,12 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
     crops = sampler.batch(calibration_tiles)[0]  # [0, 1]-scaled, flips and rot90 like training
     batches = [normalise(crops[i:i + PART], Scale.of(0.0, 1.0), card.mean, card.std)
                for i in range(0, len(crops) - PART + 1, PART)]
-    fp32 = ov.Core().read_model(str(export_onnx(model, card, PART, tile)))
+    exported = export_onnx(model, card, PART, tile)
+    fp32 = ov.Core().read_model(str(exported))
     started = time.perf_counter()
     int8 = nncf.quantize(fp32, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
-                         subset_size=len(batches))  # items of the dataset: batches of PART tiles
+                         subset_size=len(batches),  # items of the dataset: batches of PART tiles
+                         ignored_scope=nncf.IgnoredScope(names=decoder_nodes(exported), validate=False))
     xml, binary = int8_paths(weights)
     if not os.access(xml.parent, os.W_OK):
         raise LaleGeoError(f"{xml.parent}: not writable; copy the weights (.safetensors and .json) to a folder "
@@ -118,7 +120,7 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
              "batch": PART,
              "calibration": {"split": split if data_root is not None else "given images",
                              "tiles": len(batches) * PART, "seed": seed, "seconds": round(seconds)},
-             "method": "nncf.quantize, model_type=TRANSFORMER", "nncf": nncf.__version__,
+             "method": f"nncf.quantize, model_type=TRANSFORMER, {DECODER_FP32}", "nncf": nncf.__version__,
              "val_macro_f1": f1["int8"], "fp32_val_macro_f1": f1["fp32"], "pixel_agreement": agreement,
              "passed": bool(f1["int8"] >= f1["fp32"] - MAX_F1_LOSS and agreement >= MIN_AGREEMENT),
              "rule": f"macro F1 within {MAX_F1_LOSS} of fp32 and pixel agreement >= {MIN_AGREEMENT}",
@@ -131,3 +133,22 @@ def quantize(weights: str | Path, data_root: str | Path | None, *, split: str = 
         tmp.write_text(json.dumps(stored, indent=2) + "\n")
     return QuantizeResult(model=xml, val_macro_f1=f1["int8"], fp32_val_macro_f1=f1["fp32"], pixel_agreement=agreement,
                           passed=entry["passed"], rule=entry["rule"], card_entry=entry)
+
+
+DECODER_FP32 = "decoder kept fp32"
+
+
+def decoder_nodes(onnx_path: Path) -> list[str]:
+    """The names OpenVINO gives the exported decoder's computing nodes (convolutions, their bias adds, sums,
+    products), from the module scopes torch's exporter records on each ONNX node. They stay fp32: the
+    decoder sums four branches into per-pixel logits, and with it quantized too the shipped weights' INT8
+    maps agreed with fp32 on 97.9 % of the validation pixels (98.1 % without; the rule asks 98 %), at the
+    same speed on an AVX2 CPU. An export without scopes gives no names: everything is quantized."""
+    import onnx
+
+    names = []
+    for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
+        scopes = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.name_scopes", "")
+        if "'decoder'" in scopes and node.op_type in ("Conv", "MatMul", "Add", "Mul"):
+            names += [node.name, f"{node.name}/WithoutBiases"]  # OpenVINO splits a Conv into these two
+    return names

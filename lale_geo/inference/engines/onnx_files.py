@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -39,6 +40,7 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     cache_dir = cache_dir or default_cache_dir()
     digest = hashlib.sha256(tensors_sha256(model).encode())
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
+    digest.update(_models_source())  # a changed forward (a faster graph) is exported anew
     path = cache_dir / "onnx" / f"{card.model}-{digest.hexdigest()[:20]}.onnx"
     if path.exists():
         return path
@@ -50,6 +52,13 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     with quiet_exporter(), published(path, overwrite=True) as tmp:
         torch.onnx.export(model.eval().cpu(), (dummy,), str(tmp), dynamo=True, verbose=False, external_data=False)
     return path
+
+
+@functools.cache
+def _models_source() -> bytes:
+    """The networks' code, which decides the exported graph as much as the weights do."""
+    folder = Path(__file__).resolve().parents[2] / "models"
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("*.py")))).digest()
 
 
 @contextlib.contextmanager
