@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import torch
 import torch.nn.functional as F
@@ -58,9 +58,12 @@ class MLPDecoder(nn.Module):
         built: the fuse convolution was about a quarter of LALE-S1's time per tile (OpenVINO's profile).
         Same parameters, same function; only float rounding differs."""
         size = features[0].shape[-2:]
-        slices = self.fuse[0].weight.flatten(1).split(self.proj[0].out_channels, dim=1)
+        fuse = cast(nn.Conv2d, self.fuse[0])
+        projections = cast(list[nn.Conv2d], list(self.proj))
+        slices = fuse.weight.flatten(1).split(projections[0].out_channels, dim=1)
         x = None
-        for p, f, w in zip(self.proj, features, slices):
+        for p, f, w in zip(projections, features, slices):
+            assert p.bias is not None  # the projections have biases (made in __init__)
             y = F.conv2d(f, (w @ p.weight.flatten(1))[:, :, None, None], w @ p.bias)
             if y.shape[-2:] != size:
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
