@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vectorize.py
 	$(BIN)/python benchmarks/training_data.py
 	$(BIN)/python benchmarks/paths.py
+	$(BIN)/python benchmarks/decoder_fold.py
 	$(BIN)/python benchmarks/peer.py
 	$(BIN)/python benchmarks/engines_streams.py
 	$(BIN)/python benchmarks/cog.py
