@@ -128,3 +128,22 @@ def test_quantize_checks_int8_against_fp32_and_records_the_verdict_in_the_card(t
     assert result.passed == (result.val_macro_f1 >= result.fp32_val_macro_f1 - 0.005 and result.pixel_agreement >= 0.98)
     assert load_card(tmp_path / "tiny.json").int8 == result.card_entry
     assert result.describe().startswith(f"wrote tiny.int8.xml: val macro F1 {result.val_macro_f1:.4f}")
+
+
+def test_the_decoders_nodes_are_found_by_their_module_scope_and_nothing_else(tmp_path):
+    """The INT8 model keeps the decoder fp32 by name: an exporter that stopped recording module scopes would
+    silently quantize everything, so the names are checked against the exported graph."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from lale_geo.inference.engines import export_onnx
+    from lale_geo.training.quantize import decoder_nodes
+
+    model, card = random_weights("lale_s1", 5)
+    path = export_onnx(model, card, 2, 64, cache_dir=tmp_path)
+    names = set(decoder_nodes(path))
+    graph = {n.name: n for n in onnx.load(str(path)).graph.node}
+    convs = [n for n in names if n in graph and graph[n].op_type == "Conv"]
+    assert len(convs) == 5  # four folded stage projections and the classifier
+    assert {f"{n}/WithoutBiases" for n in convs} <= names
+    encoder_convs = [n for n, node in graph.items() if node.op_type == "Conv" and n not in names]
+    assert encoder_convs  # the encoder is quantized
