@@ -10,11 +10,13 @@ map is the one a local run writes. Bands are full-width unless the scene is too 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +57,7 @@ class BlockJob:
     settings: InferenceSettings  # resolved: tiling filled in; weights None when they travel as an object
     probabilities: bool
     confidence: bool
+    progress_topic: str | None = None  # workers log the tiles of each finished batch under this event topic
 
 
 @dataclass
@@ -95,9 +98,23 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
                 rows.put(band.y0 + a - y, finish_rows(band.logits[:, a:b], valid[a:b], job.probabilities,
                                                       job.confidence))
 
-        stream_scene(source, job.grid, engine, job.scale, job.settings.batch_size, emit, resume_at=y,
-                     columns=(x, x + w), until=y + h)
+        stream_scene(source, job.grid, engine, job.scale, job.settings.batch_size, emit,
+                     _worker_progress(job.progress_topic), resume_at=y, columns=(x, x + w), until=y + h)
     return rows.finished, engine.name
+
+
+def _worker_progress(topic: str | None) -> Callable[[int], None] | None:
+    """Tell the client of each finished batch (an event on ``topic``, through the scheduler): a block is a
+    band of thousands of tiles, and a bar that moved only when bands came back would stand still for minutes."""
+    if topic is None:
+        return None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a worker (a block computed in this process)
+        return None
+    return lambda tiles: worker.log_event(topic, tiles)
 
 
 class _BlockRows:
@@ -199,6 +216,8 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
     rows = [row for row in plan_bands(job.grid, threads, max(block_bytes // per_pixel, 1))
             if row[0].region[0] + row[0].region[2] > resume_at]
     weights = worker_path(resolved.settings.weights) or client.scatter(resolved.model, broadcast=True)
+    relay = _ProgressRelay(client, job, progress, rows)
+    job = relay.job
     in_flight = max(2, -(-2 * threads // len(rows[0]))) if rows else 0
     futures: list[list] = []
 
@@ -208,7 +227,7 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
 
     for i in range(min(in_flight, len(rows))):
         submit(i)
-    received, tiles_done = 0, 0
+    received = 0
     engines: set[str] = set()
     for i, row in enumerate(rows):
         results = [_result(client, f) for f in futures[i]]
@@ -218,13 +237,51 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
         received += sum(r.nbytes for r, _ in results)
         engines.update(name for _, name in results)
         write(row[0].region[0], _join_columns([r for r, _ in results]))
-        if progress:  # tiles of the tile rows that start above the rows written
-            y_end = row[0].region[0] + row[0].region[2]
-            done = sum(t < y_end for t in job.grid.row_origins) * len(job.grid.col_origins)
-            progress(done - tiles_done)
-            tiles_done = done
+    relay.close()
     return ClusterReport(address, len(workers), threads, sum(len(r) for r in rows), ", ".join(sorted(engines)),
                          received)
+
+
+class _ProgressRelay:
+    """Workers' batch events to ``progress``, capped at the run's tiles: seam tiles computed by two blocks and
+    blocks retried after a lost worker report twice. Rows skipped by a resumed run are reported at once, and
+    whatever the events have not reported when the run ends (events travel apart from results), at the end."""
+
+    def __init__(self, client, job: BlockJob, progress: Callable[[int], None] | None, rows: list[list[Block]]) -> None:
+        self.client, self.progress, self.job = client, progress, job
+        grid = job.grid
+        self.total = len(grid)
+        self._lock = threading.Lock()
+        self._reported = 0
+        if progress is None:
+            return
+        self.job = replace(job, progress_topic=progress_topic())
+        client.subscribe_topic(self.job.progress_topic, self._event)
+        skipped_rows = rows[0][0].region[0] if rows else grid.height  # a resumed run starts below these
+        self._advance(sum(y + grid.tile_size <= skipped_rows for y in grid.row_origins) * len(grid.col_origins))
+
+    def _event(self, event) -> None:
+        _, tiles = event  # (timestamp, message)
+        self._advance(int(tiles))
+
+    def _advance(self, tiles: int) -> None:
+        with self._lock:
+            tiles = min(tiles, self.total - self._reported)
+            self._reported += tiles
+        if tiles > 0 and self.progress:
+            self.progress(tiles)
+
+    def close(self) -> None:
+        if self.progress is None:
+            return
+        with contextlib.suppress(Exception):  # the run is done: a lost subscription is no failure
+            self.client.unsubscribe_topic(self.job.progress_topic)
+        self._advance(self.total)
+
+
+def progress_topic() -> str:
+    """The event topic of one run's progress (unique: several runs may share a cluster)."""
+    return f"lale-geo-progress-{uuid.uuid4().hex}"
 
 
 def _result(client, future, grace: float = RECONNECT_GRACE_S):

@@ -160,6 +160,8 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                                                                         bool(confidence)))
 
                     assert engine is not None  # made above for a run without a scheduler
+                    if advance and written.rows_done:  # the tiles of the rows written before an interruption
+                        advance(first_row_touching(grid, written.rows_done) * len(grid.col_origins))
                     computed = stream_scene(source, grid, engine, scale, resolved.batch_size, emit, advance,
                                             resume_at=written.rows_done)
                 nodata = int(written.counts[OUTPUT_NODATA])

@@ -145,12 +145,11 @@ def stream_scene(source: TileSource, grid: TileGrid, engine: Engine, scale: Scal
     band of rows) start at the first tile row that reaches below them; with ``until``, stop after the
     tile rows that start above that scene row (the last band emitted then holds every row above it).
     ``columns`` = (x0, x1): only those scene columns (one column block; the tiles that meet them).
+    ``progress`` hears of the tiles computed only (a resumed run reports the rows it skips itself).
     Returns the number of tiles computed."""
     start_row = first_row_touching(grid, resume_at) if resume_at else 0
     stop_row = len(grid.row_origins) if until is None else sum(y < until for y in grid.row_origins)
     stitcher = RowStitcher(grid, engine.num_classes, start_row=start_row, columns=columns)
-    if progress and start_row:
-        progress(start_row * len(stitcher.tile_cols))
 
     def add(tile: Tile, logits: np.ndarray | None) -> None:
         for band in stitcher.add(tile, logits):

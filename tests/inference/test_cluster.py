@@ -5,6 +5,7 @@ import pytest
 import rasterio
 import torch
 
+from lale_geo.inference import cluster as cluster_module
 from lale_geo.inference.cluster import BlockJob, _join_columns, compute_block, worker_path
 from lale_geo.inference.domain import scene_scaling
 from lale_geo.inference.grid import TileGrid, plan_bands
@@ -16,6 +17,18 @@ from lale_geo.weights import DEFAULT_WEIGHTS
 from tests.helpers import LocalModel, card_for
 
 CPU = dict(device="cpu", engine="torch")
+
+
+class CountingProgress:
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.advanced: list[int] = []
+
+    def start(self, tiles: int) -> None:
+        self.started.append(tiles)
+
+    def advance(self, tiles: int) -> None:
+        self.advanced.append(tiles)
 
 
 def test_workers_get_shipped_weights_by_name_and_local_files_by_absolute_path(tmp_path, monkeypatch):
@@ -59,7 +72,7 @@ def test_streamed_bands_and_column_blocks_join_into_the_local_map(rasterio_fixtu
 
 
 @pytest.mark.slow
-def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path):
+def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
@@ -69,12 +82,22 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
         predict(src, tmp_path / "local.tif", model=pair, **CPU, probabilities=tmp_path / "lp.tif")
     finally:
         torch.set_num_threads(threads)
+    progress = CountingProgress()
+    monkeypatch.setattr(cluster_module, "progress_topic", lambda: "lale-geo-progress-test")  # known to the test
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU,
-                          scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif")
+        summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU, progress=progress,
+                          scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif", batch_size=2)
+        with distributed.Client(cluster) as client:  # what the workers told the scheduler, batch by batch
+            batches = client.get_events("lale-geo-progress-test")
     assert summary.tiles_computed is None
     report = summary.cluster
+    # every tile reported once; the workers reported each batch (of 2 tiles, and the masked tiles among
+    # them), not each block: bands of full rows, so each seam's tile row is computed, and reported, twice
+    assert progress.started == [summary.tiles] and sum(progress.advanced) == summary.tiles
+    seams, columns = report.blocks - 1, len(TileGrid(summary.height, summary.width, 128, 32).col_origins)
+    assert sum(tiles for _, tiles in batches) == summary.tiles + seams * columns
+    assert len(batches) >= summary.tiles // 3 and len(progress.advanced) > report.blocks
     assert (report.workers, report.threads, report.engine) == (2, 2, "torch-cpu") and report.blocks >= 2
     pixels = summary.width * summary.height
     assert report.bytes_received == pixels * (1 + 4)  # uint8 classes + 4 uint8 percentages, no float logits

@@ -313,3 +313,29 @@ def test_plan_of_a_million_pixel_wide_scene_holds_no_tile_list(tmp_path):
         tracemalloc.stop()
     assert p.tiles == 5208**2 and p.batches == -(-p.tiles // 4)
     assert peak < 100 * 2**20
+
+
+class _Tally:
+    """A progress that counts, and interrupts the run (as Ctrl-C would) once ``stop_at`` tiles are done."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at, self.total, self.done = stop_at, None, 0
+
+    def start(self, tiles: int) -> None:
+        self.total = tiles
+
+    def advance(self, tiles: int) -> None:
+        self.done += tiles
+        if self.stop_at is not None and self.done >= self.stop_at:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_run_reports_the_rows_it_skips_and_ends_at_the_total(rasterio_fixtures, tmp_path):
+    src = rasterio_fixtures / "RGB.byte.tif"
+    pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
+    with pytest.raises(KeyboardInterrupt):
+        predict(src, tmp_path / "map.tif", model=pair, **CPU, progress=_Tally(stop_at=30))
+    tally = _Tally()
+    summary = predict(src, tmp_path / "map.tif", model=pair, **CPU, resume=True, progress=tally)
+    assert summary.tiles_computed < summary.tiles  # resumed: the finished rows were not computed again
+    assert tally.done == tally.total == summary.tiles
