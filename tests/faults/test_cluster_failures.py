@@ -1,5 +1,6 @@
 """A dask cluster that cannot be reached or goes away mid-run ends in one line with nothing published; a
-worker that dies has its blocks retried by Dask and the map is the local run's."""
+worker that dies has its blocks retried by Dask and the map is the local run's; a damaged block that a
+worker reads is named in one line, as in a local run."""
 
 from __future__ import annotations
 
@@ -99,3 +100,20 @@ def test_a_worker_that_dies_has_its_blocks_retried_and_the_map_is_unchanged(tmp_
     assert marker.exists()  # a worker died with a block in hand, so that block ran again elsewhere
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+@pytest.mark.parametrize("tile", [5, 15])  # inside, and in the last row and column (the second band's)
+def test_a_damaged_block_read_by_a_worker_is_one_line_naming_the_window(tmp_path, tile):
+    from tests.faults.test_read_path import assert_one_line_read_error, break_jpeg_tile, jpeg_scene
+
+    src = jpeg_scene(tmp_path / "scene.tif")
+    break_jpeg_tile(src, tile)
+    before = snapshot(tmp_path)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    try:
+        with pytest.raises(LaleGeoError) as error:
+            predict(src, tmp_path / "map.tif", model=MODEL, scheduler=cluster.scheduler_address, **CPU)
+    finally:
+        cluster.close()
+    assert_one_line_read_error(error, src, "row ", "col ", "JPEG")
+    assert snapshot(tmp_path) == before
