@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -230,7 +231,7 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
     received = 0
     engines: set[str] = set()
     for i, row in enumerate(rows):
-        results = [_result(client, f) for f in futures[i]]
+        results = [_result(client, f, relay.drain) for f in futures[i]]
         futures[i] = []  # let go of the row's futures
         if i + in_flight < len(rows):
             submit(i + in_flight)
@@ -245,13 +246,15 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
 class _ProgressRelay:
     """Workers' batch events to ``progress``, capped at the run's tiles: seam tiles computed by two blocks and
     blocks retried after a lost worker report twice. Rows skipped by a resumed run are reported at once, and
-    whatever the events have not reported when the run ends (events travel apart from results), at the end."""
+    whatever the events have not reported when the run ends (events travel apart from results), at the end.
+    Events arrive on the client's event loop; ``progress`` is called only from the thread that runs the
+    blocks (:meth:`drain`), as it is in a local run (a progress bar, or a hook that stops the run)."""
 
     def __init__(self, client, job: BlockJob, progress: Callable[[int], None] | None, rows: list[list[Block]]) -> None:
         self.client, self.progress, self.job = client, progress, job
         grid = job.grid
         self.total = len(grid)
-        self._lock = threading.Lock()
+        self._events: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._reported = 0
         if progress is None:
             return
@@ -262,12 +265,18 @@ class _ProgressRelay:
 
     def _event(self, event) -> None:
         _, tiles = event  # (timestamp, message)
-        self._advance(int(tiles))
+        self._events.put(int(tiles))
+
+    def drain(self) -> None:
+        """Report the events received so far."""
+        tiles = 0
+        while not self._events.empty():
+            tiles += self._events.get()
+        self._advance(tiles)
 
     def _advance(self, tiles: int) -> None:
-        with self._lock:
-            tiles = min(tiles, self.total - self._reported)
-            self._reported += tiles
+        tiles = min(tiles, self.total - self._reported)
+        self._reported += tiles
         if tiles > 0 and self.progress:
             self.progress(tiles)
 
@@ -284,21 +293,26 @@ def progress_topic() -> str:
     return f"lale-geo-progress-{uuid.uuid4().hex}"
 
 
-def _result(client, future, grace: float = RECONNECT_GRACE_S):
+def _result(client, future, while_waiting: Callable[[], None] | None = None, grace: float = RECONNECT_GRACE_S):
     """The future's result; a client that stays disconnected (the scheduler gone) for ``grace`` seconds
-    ends the wait: Dask would otherwise keep the future pending while it tries to reconnect."""
+    ends the wait: Dask would otherwise keep the future pending while it tries to reconnect.
+    ``while_waiting`` is called every quarter of a second (and once more at the end) in this thread."""
     # Waited on with an event, not future.result(timeout=...): on a busy machine that timed wait can end in
     # an UnboundLocalError from inside distributed (a cancellation racing the timeout in its sync()).
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     lost_since = None
-    while not done.wait(1):
+    while not done.wait(0.25):
+        if while_waiting:
+            while_waiting()
         if client.status == "running":
             lost_since = None
             continue
         lost_since = lost_since or time.monotonic()
         if client.status in ("closed", "closing") or time.monotonic() - lost_since > grace:
             raise ConnectionError(f"lost the connection to the scheduler (client {client.status})")
+    if while_waiting:
+        while_waiting()
     return future.result()
 
 

@@ -34,8 +34,8 @@ def test_an_unreachable_or_malformed_scheduler_is_one_line(tmp_path, address):
 
 
 class AfterFirstRows:
-    """A progress hook that does ``action`` once, when the first rows are written: a fault at a point the
-    test controls."""
+    """A progress hook that does ``action`` once, at the first progress (workers' first batches, relayed in
+    the thread that runs the blocks): a fault at a point the test controls."""
 
     def __init__(self, action) -> None:
         self.action, self.done = action, False
