@@ -39,10 +39,14 @@ if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
-# The finished rows one block sends back at most: blocks are few (each seam computes a tile row twice) but
-# a run still has several rounds of them, and the client holds a few while it writes them in order.
+# About the finished rows one block sends back (band heights differ by up to a tile row): blocks are few
+# (each seam computes a tile row twice) but a run still has several rounds of them, and the client holds a
+# few while it writes them in order.
 BLOCK_BYTES = 32 * 2**20
-RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
+RECONNECT_GRACE_S = 30.0
+# One topic for every run (messages carry the run's id): the scheduler keeps the last events of each topic
+# it has seen, so a topic per run would grow a long-lived scheduler's memory run after run.
+PROGRESS_TOPIC = "lale-geo-progress"  # how long a run waits for a lost scheduler to come back before it gives up
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class BlockJob:
     settings: InferenceSettings  # resolved: tiling filled in; weights None when they travel as an object
     probabilities: bool
     confidence: bool
-    progress_topic: str | None = None  # workers log the tiles of each finished batch under this event topic
+    run_id: str | None = None  # set when the client follows progress: workers log their finished tiles with it
 
 
 @dataclass
@@ -99,23 +103,34 @@ def compute_block(job: BlockJob, block: Block, weights: str | ModelAndCard) -> t
                 rows.put(band.y0 + a - y, finish_rows(band.logits[:, a:b], valid[a:b], job.probabilities,
                                                       job.confidence))
 
-        stream_scene(source, job.grid, engine, job.scale, job.settings.batch_size, emit,
-                     _worker_progress(job.progress_topic), resume_at=y, columns=(x, x + w), until=y + h)
+        stream_scene(source, job.grid, engine, job.scale, job.settings.batch_size, _reporting(emit, job, block),
+                     resume_at=y, columns=(x, x + w), until=y + h)
     return rows.finished, engine.name
 
 
-def _worker_progress(topic: str | None) -> Callable[[int], None] | None:
-    """Tell the client of each finished batch (an event on ``topic``, through the scheduler): a block is a
-    band of thousands of tiles, and a bar that moved only when bands came back would stand still for minutes."""
-    if topic is None:
-        return None
+def _reporting(emit: Callable[[Band], None], job: BlockJob, block: Block) -> Callable[[Band], None]:
+    """``emit``, telling the client of each finished tile row (an event, through the scheduler) when it
+    follows progress: a block is a band of thousands of tiles, and a bar that moved only when blocks came
+    back would stand still for minutes. Only the tiles the block owns count (those whose top-left corner
+    lies in its region), so that the tiles two blocks share at a seam count once."""
     try:
         from distributed import get_worker
 
-        worker = get_worker()
+        worker = get_worker() if job.run_id is not None else None
     except (ImportError, ValueError):  # not on a worker (a block computed in this process)
-        return None
-    return lambda tiles: worker.log_event(topic, tiles)
+        worker = None
+    if worker is None:
+        return emit
+    y, x, h, w = block.region
+    grid = job.grid
+    owned_columns = sum(x <= c < x + w for c in grid.col_origins)
+
+    def emit_and_report(band: Band) -> None:
+        emit(band)
+        if y <= band.y0 < y + h:  # the band of a tile row starts at the row's origin
+            worker.log_event(PROGRESS_TOPIC, [job.run_id, owned_columns])
+
+    return emit_and_report
 
 
 class _BlockRows:
@@ -244,8 +259,8 @@ def _run_blocks(client, address: str, job: BlockJob, resolved: ResolvedSettings,
 
 
 class _ProgressRelay:
-    """Workers' batch events to ``progress``, capped at the run's tiles: seam tiles computed by two blocks and
-    blocks retried after a lost worker report twice. Rows skipped by a resumed run are reported at once, and
+    """Workers' tile-row events to ``progress``, capped at the run's tiles (a block retried after a lost worker
+    reports its rows twice). Rows skipped by a resumed run are reported at once, and
     whatever the events have not reported when the run ends (events travel apart from results), at the end.
     Events arrive on the client's event loop; ``progress`` is called only from the thread that runs the
     blocks (:meth:`drain`), as it is in a local run (a progress bar, or a hook that stops the run)."""
@@ -258,14 +273,15 @@ class _ProgressRelay:
         self._reported = 0
         if progress is None:
             return
-        self.job = replace(job, progress_topic=progress_topic())
-        client.subscribe_topic(self.job.progress_topic, self._event)
+        self.job = replace(job, run_id=uuid.uuid4().hex)
+        client.subscribe_topic(PROGRESS_TOPIC, self._event)
         skipped_rows = rows[0][0].region[0] if rows else grid.height  # a resumed run starts below these
         self._advance(sum(y + grid.tile_size <= skipped_rows for y in grid.row_origins) * len(grid.col_origins))
 
     def _event(self, event) -> None:
-        _, tiles = event  # (timestamp, message)
-        self._events.put(int(tiles))
+        _, (run_id, tiles) = event  # (timestamp, message); other runs on the cluster share the topic
+        if run_id == self.job.run_id:
+            self._events.put(int(tiles))
 
     def drain(self) -> None:
         """Report the events received so far."""
@@ -284,13 +300,8 @@ class _ProgressRelay:
         if self.progress is None:
             return
         with contextlib.suppress(Exception):  # the run is done: a lost subscription is no failure
-            self.client.unsubscribe_topic(self.job.progress_topic)
+            self.client.unsubscribe_topic(PROGRESS_TOPIC)
         self._advance(self.total)
-
-
-def progress_topic() -> str:
-    """The event topic of one run's progress (unique: several runs may share a cluster)."""
-    return f"lale-geo-progress-{uuid.uuid4().hex}"
 
 
 def _result(client, future, while_waiting: Callable[[], None] | None = None, grace: float = RECONNECT_GRACE_S):

@@ -9,6 +9,7 @@ smoothly (raised cosine); toward the scene border it stays flat.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -221,17 +222,26 @@ def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) ->
             for y0, y1, ry0, ry1 in ys]
 
 
+MIN_BAND_ROWS = 4  # tile rows per band at least: thinner bands compute too many tiles twice
+
+
 def plan_bands(grid: TileGrid, parallelism: int = 1, max_pixels: int = 32 * 2**20,
                max_columns: int | None = None) -> list[list[Block]]:
     """Rows of blocks for workers that stream their block row by row (a cluster run): full-width bands of
     rows, split into column blocks only where a row would be wider than ``max_columns`` (the row
     stitcher holds ``classes x tile_size x width`` floats). A streamed block's memory does not grow with
-    its height, so blocks are as few as ``max_pixels`` (the finished rows a block sends back) and the
-    ``parallelism`` threads allow: each seam costs one tile row computed twice."""
+    its height, so blocks are as few as ``max_pixels`` (about what a block sends back) and the
+    ``parallelism`` threads allow: each seam costs one tile row computed twice.
+
+    With more threads than bands of :data:`MIN_BAND_ROWS` tile rows (16 threads on a 10,000² scene), bands
+    would be so thin that most of their tiles are computed twice: the blocks are then 2-D
+    (:func:`plan_blocks`, about ``max_pixels`` each), which share fewer tiles."""
     rows_n, cols_n = grid.shape
     bx = min(-(-grid.width // (max_columns or MAX_COLUMNS)), cols_n)
     by = min(max(-(-grid.height * grid.width // (bx * max_pixels)), -(-parallelism // bx)), rows_n)
-    by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n) if parallelism > 1 else (by, bx)
+    if by * bx < parallelism or by > max(1, rows_n // MIN_BAND_ROWS):
+        return plan_blocks(grid, math.isqrt(max_pixels), parallelism)
+    by, bx = _whole_rounds(by, bx, parallelism, rows_n, bx) if parallelism > 1 else (by, bx)
     ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
     xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
     return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]

@@ -150,6 +150,10 @@ def predict(src: str | Path | Sequence[str | Path], dst: str | Path, settings: I
                     assert engine is not None  # made above for a run without a scheduler
                     computed = predict_in_column_blocks(scene, band_indexes, fill, grid, blocks, engine, scale,
                                                         resolved.batch_size, written, advance)
+                elif written.rows_done >= scene.height:  # interrupted after its last rows, before publishing
+                    computed = 0
+                    if advance:
+                        advance(len(grid))
                 else:
                     source = StripSource(scene, band_indexes, fill, first_row=_first_row_read(grid, written.rows_done))
 

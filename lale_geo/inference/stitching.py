@@ -92,7 +92,7 @@ class RowStitcher:
 
 class RegionStitcher:
     """Accumulates weighted tile logits over one scene region (y0, x0, height, width): the stitcher of a
-    block computed on its own (Dask, a cluster). Tiles carry the whole scene grid's weights and are
+    block computed on its own (a Dask chunk of ``segment``). Tiles carry the whole scene grid's weights and are
     added in grid order, so every region pixel sums the same terms in the same order as in
     :class:`RowStitcher`: blocks equal the streamed map bit for bit."""
 

@@ -228,7 +228,7 @@ class StripSource:
 
 def read_region(src, bands: Sequence[int], y0: int, x0: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixels (raster dtype) and validity of one scene window (clipped to the scene), in one checked read:
-    what a Dask or cluster block reads once, with its halo, before its tiles are cut from memory."""
+    a chunk of file block rows that :class:`RowReader` holds until no tile needs it."""
     y1, x1 = min(y0 + height, src.height), min(x0 + width, src.width)
     window = Window(x0, y0, x1 - x0, y1 - y0)
     with checked_read(src, window):

@@ -1,8 +1,8 @@
 """The one tile loop: read tiles from a source, batch them, run an engine, hand logits to a stitcher.
 
-Every path goes through :func:`run_tiles`: ``predict`` (an open raster, streamed by rows), ``segment``
-and Dask/cluster blocks (an array cut with its halo, stitched over one region) and evaluation (an
-in-memory image). Batching, skipping fully masked tiles, padding the last batch to a static shape and
+Every path goes through :func:`run_tiles`: ``predict`` and cluster blocks (an open raster, streamed by
+rows), ``segment``'s Dask blocks (an array cut with its halo, stitched over one region) and evaluation
+(an in-memory image). Batching, skipping fully masked tiles, padding the last batch to a static shape and
 the error that names the failing windows are written here once.
 """
 
@@ -172,7 +172,7 @@ def predict_region(source: TileSource, grid: TileGrid, region: tuple[int, int, i
                    scale: Scale, batch_size: int) -> np.ndarray:
     """Blended logits (classes, height, width) of the scene region (y0, x0, height, width): every grid
     tile that meets it is run and weighted as in a whole-scene run, so regions computed anywhere
-    (Dask blocks, cluster workers) equal the streamed map."""
+    (``segment``'s Dask blocks) equal the streamed map."""
     stitcher = RegionStitcher(grid, engine.num_classes, region)
     run_tiles(source, tiles_meeting(grid, region), engine, scale, batch_size, stitcher.add)
     return stitcher.logits

@@ -72,7 +72,7 @@ def test_streamed_bands_and_column_blocks_join_into_the_local_map(rasterio_fixtu
 
 
 @pytest.mark.slow
-def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path, monkeypatch):
+def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_path):
     distributed = pytest.importorskip("distributed")
     src = rasterio_fixtures / "RGBA.byte.tif"  # alpha mask must travel to the workers too
     pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
@@ -83,21 +83,20 @@ def test_predict_on_a_local_cluster_equals_the_local_run(rasterio_fixtures, tmp_
     finally:
         torch.set_num_threads(threads)
     progress = CountingProgress()
-    monkeypatch.setattr(cluster_module, "progress_topic", lambda: "lale-geo-progress-test")  # known to the test
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         summary = predict(src, tmp_path / "cluster.tif", model=pair, **CPU, progress=progress,
                           scheduler=cluster.scheduler_address, probabilities=tmp_path / "cp.tif", batch_size=2)
         with distributed.Client(cluster) as client:  # what the workers told the scheduler, batch by batch
-            batches = client.get_events("lale-geo-progress-test")
+            rows = client.get_events(cluster_module.PROGRESS_TOPIC)
     assert summary.tiles_computed is None
     report = summary.cluster
-    # every tile reported once; the workers reported each batch (of 2 tiles, and the masked tiles among
-    # them), not each block: bands of full rows, so each seam's tile row is computed, and reported, twice
+    # the workers reported each tile row they own, not each block: the tiles two bands share at their seam
+    # count once, so the events alone add up to the run's tiles (the bar's final top-up adds nothing)
+    grid = TileGrid(summary.height, summary.width, 128, 32)
     assert progress.started == [summary.tiles] and sum(progress.advanced) == summary.tiles
-    seams, columns = report.blocks - 1, len(TileGrid(summary.height, summary.width, 128, 32).col_origins)
-    assert sum(tiles for _, tiles in batches) == summary.tiles + seams * columns
-    assert len(batches) >= summary.tiles // 3  # how many reach the bar before the end depends on timing
+    assert len(rows) == len(grid.row_origins) and {run for _, (run, _) in rows} == {rows[0][1][0]}
+    assert [tiles for _, (_, tiles) in rows] == [len(grid.col_origins)] * len(rows)
     assert (report.workers, report.threads, report.engine) == (2, 2, "torch-cpu") and report.blocks >= 2
     pixels = summary.width * summary.height
     assert report.bytes_received == pixels * (1 + 4)  # uint8 classes + 4 uint8 percentages, no float logits
@@ -120,16 +119,21 @@ def test_the_progress_relay_reports_in_the_callers_thread_and_never_past_the_tot
             assert topic == self.topic
             self.handler = None
 
+        def event(self, run_id, tiles):
+            self.handler((0.0, [run_id, tiles]))
+
     grid = TileGrid(1000, 600, 256, 64)  # 5 x 3 tiles
     job = BlockJob("scene.tif", grid, (1, 2, 3), None, (0.0,) * 3, InferenceSettings(), False, False)
     client, reported = FakeClient(), []
     relay = cluster_module._ProgressRelay(client, job, reported.append, plan_bands(grid, 2))
-    assert relay.job.progress_topic == client.topic and reported == []  # a fresh run skipped no rows
-    client.handler((0.0, 4))
-    client.handler((0.0, 4))
+    run = relay.job.run_id
+    assert client.topic == cluster_module.PROGRESS_TOPIC and run and reported == []  # a fresh run skipped nothing
+    client.event(run, 4)
+    client.event("another run on the cluster", 3)
+    client.event(run, 4)
     assert reported == []  # not from the event loop's thread
     relay.drain()
-    client.handler((0.0, 10))  # with a seam's tiles: 18 reported for a grid of 15
+    client.event(run, 10)  # a block retried after a lost worker: 18 reported for a grid of 15
     relay.drain()
     assert reported == [8, 7]
     relay.close()

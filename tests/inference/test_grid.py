@@ -118,7 +118,7 @@ def test_bands_are_full_width_few_and_a_multiple_of_the_threads(height, width, t
     assert (covered == 1).all()
     blocks = len(plan) * len(plan[0])
     rows, cols = grid.shape
-    assert len(plan[0]) == -(-width // max_columns)  # split across columns only for width
+    assert len(plan[0]) == -(-width // max_columns)  # split across columns only for width, never for threads
     assert blocks >= min(threads, rows) and (blocks % threads == 0 or blocks == rows * len(plan[0]))
     # as few bands as the pixel cap and the threads allow: one fewer would break one of them
     fewer = len(plan) - 1
@@ -126,3 +126,14 @@ def test_bands_are_full_width_few_and_a_multiple_of_the_threads(height, width, t
         or (fewer * len(plan[0])) % threads
     seams_y, seams_x = len(plan) - 1, len(plan[0]) - 1
     assert computed == (rows + seams_y) * (cols + seams_x)  # one shared tile row/column per seam
+
+
+@pytest.mark.parametrize("height,width,threads", [(10000, 10000, 16), (10000, 10000, 64), (600, 5000, 4)])
+def test_too_many_threads_for_bands_of_four_tile_rows_get_two_d_blocks(height, width, threads):
+    """16 bands of 3 tile rows would compute 29 % of a 10,000² scene's tiles twice; 4 x 4 blocks, 12 %."""
+    import math
+
+    from lale_geo.inference.grid import plan_bands, plan_blocks
+
+    grid = TileGrid(height, width, 256, 64)
+    assert plan_bands(grid, threads) == plan_blocks(grid, math.isqrt(32 * 2**20), threads)

@@ -339,3 +339,17 @@ def test_a_resumed_run_reports_the_rows_it_skips_and_ends_at_the_total(rasterio_
     summary = predict(src, tmp_path / "map.tif", model=pair, **CPU, resume=True, progress=tally)
     assert summary.tiles_computed < summary.tiles  # resumed: the finished rows were not computed again
     assert tally.done == tally.total == summary.tiles
+
+
+def test_a_run_interrupted_after_its_last_rows_resumes_to_the_same_map(rasterio_fixtures, tmp_path):
+    """Ctrl-C while the COG is being made: every row is in the journal, nothing is left to compute."""
+    src = rasterio_fixtures / "RGB.byte.tif"
+    pair = (LocalModel(4, radius=1), card_for(4, 128, 32))
+    reference = predict(src, tmp_path / "ref.tif", model=pair, **CPU)
+    with pytest.raises(KeyboardInterrupt):
+        predict(src, tmp_path / "map.tif", model=pair, **CPU, progress=_Tally(stop_at=reference.tiles))
+    tally = _Tally()
+    summary = predict(src, tmp_path / "map.tif", model=pair, **CPU, resume=True, progress=tally)
+    assert summary.tiles_computed == 0 and tally.done == tally.total == summary.tiles
+    with rasterio.open(tmp_path / "map.tif") as a, rasterio.open(tmp_path / "ref.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
