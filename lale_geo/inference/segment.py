@@ -84,7 +84,8 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
     """Land-cover classes (or per-class probabilities) of a (band, y, x) DataArray.
 
     Args:
-        da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)``; or a
+        da: image with dims (band, y, x), e.g. from ``rioxarray.open_rasterio(path, chunks=True)`` (an array
+            used as opened, unmasked and untouched, is read through the checked reader too); or a
             raster's path or URL, read lazily by blocks through the same checked reader as ``lale-geo
             predict`` (a damaged block is a one-line error naming the window), with predict's band choice,
             mask, scaling and domain guard.
@@ -124,7 +125,7 @@ def segment(da: xr.DataArray | str | PathLike, weights: str | None = None, *, mo
         settings = resolved.settings
         image = _checked_image(opened)
     else:
-        image = _checked_image(da)
+        image = _checked_image(_with_checked_reads(da))
     if settings.bands is not None and not from_file:
         outside = [b for b in settings.bands if b > image.sizes["band"]]
         if outside:
@@ -238,6 +239,37 @@ def scene_array(path: str | PathLike, card, settings: InferenceSettings,
         da = da.rio.write_nodata(nodata)
     da.encoding["source"] = path
     return da, chosen, scaling, warned
+
+
+def _with_checked_reads(da):
+    """``da``, reading its pixels through the checked reader when it is a file exactly as
+    ``rioxarray.open_rasterio(path, chunks=...)`` opened it: nothing applied since (its Dask graph is the
+    open's two layers), every band in file order, the file's shape, type, transform and CRS. A damaged block
+    is then a one-line error naming the window, as in ``predict``, where rioxarray's read would give GDAL's
+    warning and a silently different map. Anything else (masked, scaled, sliced, computed, warped) is
+    read as given."""
+    path = da.encoding.get("source") if isinstance(da, xr.DataArray) else None
+    data = getattr(da, "data", None)
+    if not path or not isinstance(data, dsa.Array) or da.dims != ("band", "y", "x") or not hasattr(da, "rio"):
+        return da
+    if not all(name.startswith(("open_rasterio-", "original-open_rasterio-")) for name in data.dask.layers):
+        return da
+    with reading_env():
+        try:
+            src = open_raster(path)
+        except RasterIOError:  # the array outlived its file: rioxarray's reads will say so
+            return da
+        with src:
+            file = ((src.count, src.height, src.width), set(src.dtypes), src.transform, src.crs)
+    shape, dtypes, transform, crs = file
+    same = (da.shape == shape and dtypes == {np.dtype(da.dtype).name} and da.rio.crs == crs
+            and list(da.coords["band"].values) == list(range(1, shape[0] + 1))
+            and _grid_of(da).almost_equals(transform))
+    if not same:
+        return da
+    pixels = lazy_windows(functools.partial(_read_block, str(path), list(range(1, shape[0] + 1))),
+                          Window(0, 0, shape[2], shape[1]), (shape[0],), da.dtype, max(data.chunksize[1:]))
+    return da.copy(data=pixels)
 
 
 def _grid_of(da: xr.DataArray):

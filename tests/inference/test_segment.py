@@ -178,6 +178,26 @@ def test_a_damaged_block_of_a_path_is_a_one_line_error_naming_the_window(tmp_pat
         out.compute()
 
 
+def test_a_file_as_rioxarray_opened_it_is_read_through_the_checked_reader(tmp_path):
+    """A damaged JPEG block: GDAL only warns, and rioxarray's read returned the damaged pixels (a silently
+    different map). The same array, untouched since it was opened, is read through the checked reader."""
+    from lale_geo.errors import RasterIOError
+    from tests.faults.test_read_path import break_jpeg_tile, jpeg_scene
+
+    good = jpeg_scene(tmp_path / "good.tif")
+    bad = jpeg_scene(tmp_path / "bad.tif")
+    break_jpeg_tile(bad, 5)
+    reference = segment(rioxarray.open_rasterio(good, chunks=True), model=PAIR, device="cpu").values
+    np.testing.assert_array_equal(segment(str(good), model=PAIR, device="cpu").values, reference)
+    with pytest.raises(RasterIOError) as error:
+        segment(rioxarray.open_rasterio(bad, chunks=True), model=PAIR, device="cpu").compute()
+    assert str(error.value).startswith(f"{bad}: read failed at row ") and "\n" not in str(error.value)
+    # masked (floats, NaN) or computed arrays are not the file's pixels: they are read as given
+    arrays = (rioxarray.open_rasterio(bad, chunks=True, masked=True), rioxarray.open_rasterio(bad, chunks=True) + 0)
+    for changed in arrays:
+        assert segment(changed, model=PAIR, device="cpu").compute().shape == reference.shape
+
+
 def test_a_uint16_path_is_scaled_as_predict_scales_it_from_its_masked_sample(tmp_path):
     """predict's bounded, masked sample decides the percentiles; masked pixels with extreme values must not."""
     rng = np.random.default_rng(4)
