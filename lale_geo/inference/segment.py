@@ -214,8 +214,11 @@ def _read_block(path: str, bands: list[int], window: Window) -> np.ndarray:
         return src.read(bands, window=window)
 
 
+READ_CHUNK = 2048  # px on a side of the blocks a file is read in, lazily
+
+
 def scene_array(path: str | PathLike, card, settings: InferenceSettings,
-                chunk: int = 2048) -> tuple[xr.DataArray, list[int], Scaling, list[str]]:
+                chunk: int = READ_CHUNK) -> tuple[xr.DataArray, list[int], Scaling, list[str]]:
     """The scene at ``path`` as ``predict`` takes it: a lazy (band, y, x) DataArray of the bands that feed
     the model (``settings.bands``, else colour interpretation, else the non-alpha bands), read by
     ``chunk``-pixel blocks through the checked reader, with rioxarray's coordinates, CRS, transform and
@@ -267,8 +270,11 @@ def _with_checked_reads(da):
             and _grid_of(da).almost_equals(transform))
     if not same:
         return da
+    # chunks of at most 2048 px: rioxarray's chunks=True makes one chunk of a whole band, which read as one
+    # task would hold back every block until the whole scene is decoded
+    chunk = min(READ_CHUNK, max(data.chunksize[1:]))
     pixels = lazy_windows(functools.partial(_read_block, str(path), list(range(1, shape[0] + 1))),
-                          Window(0, 0, shape[2], shape[1]), (shape[0],), da.dtype, max(data.chunksize[1:]))
+                          Window(0, 0, shape[2], shape[1]), (shape[0],), da.dtype, chunk)
     return da.copy(data=pixels)
 
 
