@@ -275,8 +275,10 @@ class _ProgressRelay:
             return
         self.job = replace(job, run_id=uuid.uuid4().hex)
         client.subscribe_topic(PROGRESS_TOPIC, self._event)
-        skipped_rows = rows[0][0].region[0] if rows else grid.height  # a resumed run starts below these
-        self._advance(sum(y + grid.tile_size <= skipped_rows for y in grid.row_origins) * len(grid.col_origins))
+        # a resumed run skips the blocks above its first one: their tile rows (those whose origin lies above
+        # it, by the ownership the workers report with) never arrive as events
+        first = rows[0][0].region[0] if rows else grid.height
+        self._advance(sum(y < first for y in grid.row_origins) * len(grid.col_origins))
 
     def _event(self, event) -> None:
         _, (run_id, tiles) = event  # (timestamp, message); other runs on the cluster share the topic

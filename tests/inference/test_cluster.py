@@ -150,5 +150,6 @@ def test_a_resumed_cluster_run_reports_the_rows_it_skips():
     bands = plan_bands(grid, 2)
     reported = []
     cluster_module._ProgressRelay(FakeClient(), job, reported.append, bands[1:])  # the first band was written
-    rows_above = sum(y + 256 <= bands[1][0].region[0] for y in grid.row_origins)
-    assert rows_above >= 1 and reported == [rows_above * len(grid.col_origins)]
+    # the tile rows the first band owns (their origin in its rows): the second band reports the others
+    owned = sum(bands[0][0].region[0] <= y < bands[1][0].region[0] for y in grid.row_origins)
+    assert owned >= 1 and reported == [owned * len(grid.col_origins)]
