@@ -55,7 +55,7 @@ class MLPDecoder(nn.Module):
         folds into that stage's projection (two linear maps make one). Bilinear resizing is linear with
         weights that sum to one, so it commutes with them, bias included. Each stage therefore runs one
         folded projection at its own resolution, and the (n*dim)-channel map at the finest stride is never
-        built: the fuse convolution was about a quarter of LALE-S1's time per tile (OpenVINO's profile).
+        built: the fuse convolution was 28 % of LALE-S1's time per tile (benchmarks/decoder_fold.py).
         Same parameters, same function; only float rounding differs."""
         size = features[0].shape[-2:]
         fuse = cast(nn.Conv2d, self.fuse[0])
