@@ -6,7 +6,8 @@ bands of 192 rows to untiled strips, as ``RasterWriter`` writes them (the file r
 MAP.tif: a map ``lale-geo predict`` wrote (e.g. of benchmarks/_scenes.py's real scene).
 
 Kept for the record of a decision: PACKBITS writes a real map's rows ten times faster, but the whole
-``lale-geo predict`` gained about 0.6 s of 23 at 10,000² (within the noise), and on a noisy map (salt and
+``lale-geo predict`` gained about 0.6 s of 23 at 10,000² (by hand: an interleaved A/B of whole processes,
+3 rounds; within the noise), and on a noisy map (salt and
 pepper, random weights) run lengths buy nothing: the temporary file is the raw size, which on a scene of
 100,000² px would be 10 GB of disk instead of about 1. The full-disk fault test caught that.
 """

@@ -142,9 +142,9 @@ def decoder_nodes(onnx_path: Path) -> list[str]:
     """The names OpenVINO gives the exported decoder's computing nodes (convolutions, their bias adds, sums,
     products), from the module scopes torch's exporter records on each ONNX node. They stay fp32: the
     decoder sums four branches into per-pixel logits, and with it quantized too the shipped weights' INT8
-    maps agreed with fp32 on 97.9 % of the validation pixels (98.1 % without; the rule asks 98 %); either
-    way the INT8 model ran about as fast as the fp32 graph on an AVX2 CPU. An export without scopes gives
-    no names, and everything is quantized (a test checks that the names are found)."""
+    maps agreed with fp32 on 97.9 % of the validation pixels (98.1 % without; the rule asks 98 %: ``lale-geo
+    quantize`` runs, by hand). An export without scopes gives no names, and everything is quantized (a test
+    checks that the names are found)."""
     import onnx
 
     names = []
