@@ -54,12 +54,13 @@ def main() -> None:
     model, card = load_weights("lale_s1_dubai")
     x = np.random.default_rng(0).random((2, 3, 256, 256), np.float32)
     graphs, logits = {}, {}
+    cache = Path(tempfile.mkdtemp())
     for name, fold in (("fp32, concat then fuse (before)", False), ("fp32, fuse folded (now)", True)):
         model.decoder.fold = fold
         with torch.inference_mode():
             logits[fold] = model(torch.from_numpy(x)).numpy()
-        with quiet_exporter():  # each its own cache folder: the export's key does not see the flag
-            graphs[name] = str(export_onnx(model, card, 2, 256, cache_dir=Path(tempfile.mkdtemp())))
+        with quiet_exporter():  # a fresh cache folder: no export of an earlier version of the code
+            graphs[name] = str(export_onnx(model, card, 2, 256, cache_dir=cache))
     graphs["INT8 shipped (fuse folded, decoder fp32)"] = str(int8_paths("lale_s1_dubai")[0])
     core = ov.Core()
     share = fuse_share(core, next(iter(graphs.values())), x)

@@ -69,3 +69,15 @@ def test_geodeep_runs_the_exported_model(exported, tmp_path):
         dst.write(rng.integers(0, 256, (3, 150, 200)).astype("uint8"))
     mask = geodeep.run(str(tmp_path / "scene.tif"), str(path), output_type="raw", max_threads=1)
     assert mask.shape == (150, 200) and set(np.unique(mask)) <= {c.id for c in card.classes}
+
+
+def test_the_papers_form_of_the_decoder_is_exported_apart_from_the_folded_one(tmp_path):
+    pytest.importorskip("onnxscript")
+    from lale_geo.inference.engines import export_onnx
+    from lale_geo.weights import random_weights
+
+    model, card = random_weights("lale_s1", 5)
+    folded = export_onnx(model, card, 1, 64, cache_dir=tmp_path)
+    model.decoder.fold = False
+    papers = export_onnx(model, card, 1, 64, cache_dir=tmp_path)
+    assert papers != folded and papers.read_bytes() != folded.read_bytes()

@@ -41,6 +41,7 @@ def export_onnx(model: nn.Module, card: WeightsCard, batch_size: int, tile_size:
     digest = hashlib.sha256(tensors_sha256(model).encode())
     digest.update(f"{type(model).__qualname__}|{batch_size}|{len(card.bands)}|{tile_size}|{torch.__version__}".encode())
     digest.update(_models_source())  # a changed forward (a faster graph) is exported anew
+    digest.update(repr(getattr(getattr(model, "decoder", None), "fold", None)).encode())  # the papers' form or not
     path = cache_dir / "onnx" / f"{card.model}-{digest.hexdigest()[:20]}.onnx"
     if path.exists():
         return path
