@@ -245,17 +245,19 @@ def scene_array(path: str | PathLike, card, settings: InferenceSettings,
 
 
 def _with_checked_reads(da):
-    """``da``, reading its pixels through the checked reader when it is a file exactly as
-    ``rioxarray.open_rasterio(path, chunks=...)`` opened it: nothing applied since (its Dask graph is the
-    open's two layers), every band in file order, the file's shape, type, transform and CRS. A damaged block
-    is then a one-line error naming the window, as in ``predict``, where rioxarray's read would give GDAL's
-    warning and a silently different map. Anything else (masked, scaled, sliced, computed, warped) is
-    read as given."""
+    """``da``, reading its pixels through the checked reader when they are a file's pixels as
+    ``rioxarray.open_rasterio(path, chunks=...)`` read them: nothing applied since but selections (its Dask
+    graph is the open's layers and getitem layers: ``isel``, ``sel``, ``rio.clip_box``, ``rio.isel_window``,
+    bands picked or reordered), with the file's type and CRS, and pixels that are one window of the file (its
+    pixel size, whole-pixel offsets, every row and column of the window in order). A damaged block is then a
+    one-line error naming the window, as in ``predict``, where rioxarray's read would give GDAL's warning and
+    a silently different map. Anything else (masked, scaled, subsampled, computed, warped) is read as given."""
     path = da.encoding.get("source") if isinstance(da, xr.DataArray) else None
     data = getattr(da, "data", None)
     if not path or not isinstance(data, dsa.Array) or da.dims != ("band", "y", "x") or not hasattr(da, "rio"):
         return da
-    if not all(name.startswith(("open_rasterio-", "original-open_rasterio-")) for name in data.dask.layers):
+    if not all(name.startswith(("open_rasterio-", "original-open_rasterio-", "getitem-"))
+               for name in data.dask.layers):
         return da
     with reading_env():
         try:
@@ -263,19 +265,41 @@ def _with_checked_reads(da):
         except RasterIOError:  # the array outlived its file: rioxarray's reads will say so
             return da
         with src:
-            file = ((src.count, src.height, src.width), set(src.dtypes), src.transform, src.crs)
-    shape, dtypes, transform, crs = file
-    same = (da.shape == shape and dtypes == {np.dtype(da.dtype).name} and da.rio.crs == crs
-            and list(da.coords["band"].values) == list(range(1, shape[0] + 1))
-            and _grid_of(da).almost_equals(transform))
+            count, dtypes, crs = src.count, set(src.dtypes), src.crs
+            window = _file_window(da, src.transform, src.width, src.height)
+    # rioxarray's band coordinate is the file's band number (1-based), kept through selections
+    numbers = np.atleast_1d(da.coords["band"].values) if "band" in da.coords else np.array([])
+    bands = [int(b) for b in numbers] if np.issubdtype(numbers.dtype, np.integer) else []
+    same = (window is not None and dtypes == {np.dtype(da.dtype).name} and da.rio.crs == crs
+            and len(bands) == da.shape[0] and all(1 <= b <= count for b in bands))
     if not same:
         return da
     # chunks of at most 2048 px: rioxarray's chunks=True makes one chunk of a whole band, which read as one
     # task would hold back every block until the whole scene is decoded
     chunk = min(READ_CHUNK, max(data.chunksize[1:]))
-    pixels = lazy_windows(functools.partial(_read_block, str(path), list(range(1, shape[0] + 1))),
-                          Window(0, 0, shape[2], shape[1]), (shape[0],), da.dtype, chunk)
+    pixels = lazy_windows(functools.partial(_read_block, str(path), bands), window, (len(bands),), da.dtype, chunk)
     return da.copy(data=pixels)
+
+
+def _file_window(da: xr.DataArray, theirs, width: int, height: int) -> Window | None:
+    """The window of a (width x height) file with geotransform ``theirs`` whose pixels ``da`` (band, y, x) lies
+    on: the file's pixel size and orientation, whole-pixel offsets, inside the file, and (where ``da`` has x and y
+    coordinates) every column and row of that window in order. None where ``da`` does not line up."""
+    _, H, W = da.shape
+    mine = _grid_of(da)
+    col, row = ~theirs @ (mine.c, mine.f)
+    x0, y0 = round(col), round(row)
+    lined_up = (np.allclose([mine.a, mine.b, mine.d, mine.e], [theirs.a, theirs.b, theirs.d, theirs.e])
+                and abs(col - x0) < 1e-6 and abs(row - y0) < 1e-6
+                and 0 <= x0 and x0 + W <= width and 0 <= y0 and y0 + H <= height)
+    if lined_up and theirs.is_rectilinear and "x" in da.coords and "y" in da.coords:
+        # the coordinates of pixel centres: a fancy selection (x=[3, 4, 9]) has the window's first spacing
+        # and origin but not its columns
+        x = theirs.c + theirs.a * (x0 + np.arange(W) + 0.5)
+        y = theirs.f + theirs.e * (y0 + np.arange(H) + 0.5)
+        lined_up = (np.allclose(da.coords["x"].values, x, rtol=0, atol=1e-6 * abs(theirs.a))
+                    and np.allclose(da.coords["y"].values, y, rtol=0, atol=1e-6 * abs(theirs.e)))
+    return Window(x0, y0, W, H) if lined_up else None
 
 
 def _grid_of(da: xr.DataArray):
@@ -308,19 +332,11 @@ def _file_mask(da: xr.DataArray, lazy: bool):
         with src:
             if not any({MaskFlags.per_dataset, MaskFlags.alpha} & set(flags) for flags in src.mask_flag_enums):
                 return None
-            theirs, width, height = src.transform, src.width, src.height
-    _, H, W = da.shape
-    mine = _grid_of(da)
-    col, row = ~theirs @ (mine.c, mine.f)
-    x0, y0 = round(col), round(row)
-    lined_up = (np.allclose([mine.a, mine.b, mine.d, mine.e], [theirs.a, theirs.b, theirs.d, theirs.e])
-                and abs(col - x0) < 1e-6 and abs(row - y0) < 1e-6
-                and 0 <= x0 and x0 + W <= width and 0 <= y0 and y0 + H <= height)
-    if not lined_up:
+            window = _file_window(da, src.transform, src.width, src.height)
+    if window is None:
         warnings.warn(f"segment: {path} has a dataset mask (alpha band or internal mask) that does not line up "
                       "with the array (resampled or flipped?); pass mask= to mask its invalid pixels", stacklevel=3)
         return None
-    window = Window(x0, y0, W, H)
     return lazy_dataset_mask(path, window) if lazy else read_dataset_mask(path, window)
 
 

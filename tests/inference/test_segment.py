@@ -198,6 +198,41 @@ def test_a_file_as_rioxarray_opened_it_is_read_through_the_checked_reader(tmp_pa
         assert segment(changed, model=PAIR, device="cpu").compute().shape == reference.shape
 
 
+def test_selections_of_a_file_as_rioxarray_opened_it_are_read_through_the_checked_reader(tmp_path):
+    """isel, sel, clip_box, isel_window and picked bands of an opened file are still one window of its pixels:
+    they read through the checked reader too, the right pixels, and a damaged block inside them is one line."""
+    from lale_geo.errors import RasterIOError
+    from lale_geo.inference.segment import _with_checked_reads
+    from tests.faults.test_read_path import break_jpeg_tile, jpeg_scene
+
+    good = jpeg_scene(tmp_path / "good.tif")
+    bad = jpeg_scene(tmp_path / "bad.tif")
+    break_jpeg_tile(bad, 5)  # block row 1, column 1: rows and columns 64-127
+
+    def selections(path):
+        da = rioxarray.open_rasterio(path, chunks=True)
+        x, y = da.coords["x"].values, da.coords["y"].values
+        return {"isel": da.isel(band=[2, 0, 1], y=slice(40, 200), x=slice(24, 180)),
+                "sel": da.sel(x=slice(x[30], x[150]), y=slice(y[10], y[220])),
+                "clip_box": da.rio.clip_box(x[20], y[230], x[200], y[50]),
+                "isel_window": da.rio.isel_window(rasterio.windows.Window(60, 50, 100, 90))}
+
+    for name, selected in selections(good).items():
+        checked = _with_checked_reads(selected)
+        assert not any("open_rasterio" in layer for layer in checked.data.dask.layers), name
+        np.testing.assert_array_equal(checked.values, selected.values, err_msg=name)  # the same pixels
+    for name, selected in selections(bad).items():
+        with pytest.raises(RasterIOError) as error:
+            segment(selected, model=PAIR, device="cpu").compute()
+        assert str(error.value).startswith(f"{bad}: read failed at row ") and "\n" not in str(error.value), name
+    below = rioxarray.open_rasterio(bad, chunks=True).isel(y=slice(150, 256))  # clear of the damaged block
+    assert segment(below, model=PAIR, device="cpu").compute().shape == (106, 256)
+    # not one window of the file's pixels: subsampled, or columns picked out of order, are read as given
+    da = rioxarray.open_rasterio(good, chunks=True)
+    for other in (da.isel(x=slice(None, None, 2)), da.isel(x=[3, 4, 9, 10])):
+        assert _with_checked_reads(other) is other
+
+
 def test_a_uint16_path_is_scaled_as_predict_scales_it_from_its_masked_sample(tmp_path):
     """predict's bounded, masked sample decides the percentiles; masked pixels with extreme values must not."""
     rng = np.random.default_rng(4)
