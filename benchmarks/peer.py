@@ -1,6 +1,6 @@
 """lale-geo against GeoDeep, the simplest peer, on the same scene with the same network.
 
-    python benchmarks/peer.py [--size 10000] [--rounds 1]
+    python benchmarks/peer.py [--size 10000] [--rounds 1] [--baseline CHECKOUT] [--geodeep-paper-form]
 
 The scene is a real tiled DEFLATE GeoTIFF whose every block holds different real pixels
 (``_scenes.real_scene``, 512 px blocks). GeoDeep
@@ -18,6 +18,12 @@ where its keep-middle merge switches from one tile to the next. "Elsewhere" mean
 position modulo 8 px: the network changes labels more often at some phases of its output lattice whatever the
 tiling, and our tile edges all lie on one phase. The table also prints the measure without that control,
 and a control row: ours measured half a stride away from its tile edges, where no edge lies.
+
+``--baseline CHECKOUT`` adds an earlier version of lale-geo, interleaved with the others: a checkout of that
+commit (``git worktree add /tmp/base COMMIT``) run with this environment's packages and its own weights
+folder and cache, as a user of that release would run it. ``--geodeep-paper-form`` adds GeoDeep on the
+network exported in the papers' decoder form (concat then fuse, what every export was before the fold), so
+a ratio of an earlier release is taken against the GeoDeep of its time.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -52,12 +59,40 @@ save_mask_to_raster(sys.argv[1], mask, sys.argv[3])
 """
 
 
-def export_for_geodeep(path: Path, resolution_cm: float) -> Path:
+# An earlier checkout's CLI with this environment's packages: no site (the editable install would map
+# lale_geo to this checkout), its own lale_geo and weights first, its own cache.
+BASELINE = """
+import os, sys
+tree, shim, cache, packages = sys.argv[1:5]
+os.makedirs(shim, exist_ok=True)
+if not os.path.exists(os.path.join(shim, "lale_geo_weights")):
+    os.symlink(os.path.join(tree, "weights"), os.path.join(shim, "lale_geo_weights"))
+os.environ["LALE_GEO_CACHE"] = cache
+sys.path[:0] = [tree, shim, *packages.split(os.pathsep)]
+sys.argv = ["lale-geo", *sys.argv[5:]]
+from lale_geo.cli.main import cli
+cli()
+"""
+
+
+def baseline_command(tree: Path, folder: Path) -> list[str]:
+    """The start of a ``lale-geo`` command line that runs the checkout ``tree`` (arguments follow)."""
+    import site
+
+    return [sys.executable, "-S", "-c", BASELINE, str(tree), str(folder / "baseline-shim"),
+            str(folder / "baseline-cache"), os.pathsep.join(site.getsitepackages())]
+
+
+def export_for_geodeep(path: Path, resolution_cm: float, paper_form: bool = False) -> Path:
     """The shipped weights as a GeoDeep "Segmentor" (``lale-geo export``): [0, 1] input in, class
-    probabilities out, GeoDeep's tile size and overlap."""
+    probabilities out, GeoDeep's tile size and overlap. ``paper_form``: the decoder as the papers draw it
+    (concat then fuse), the graph every export had before the fold."""
+    from lale_geo.inference.engines import ModelAndCard
     from lale_geo.inference.onnx_export import export_for_tools
 
-    return export_for_tools("lale_s1_dubai", path, tile_size=GEODEEP_TILE,
+    pair = ModelAndCard.named("lale_s1_dubai")
+    pair.model.decoder.fold = not paper_form
+    return export_for_tools(pair, path, tile_size=GEODEEP_TILE,
                             overlap=round(GEODEEP_OVERLAP * GEODEEP_TILE), resolution_cm=resolution_cm, overwrite=True)
 
 
@@ -113,6 +148,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier commit to run as well")
+    parser.add_argument("--geodeep-paper-form", action="store_true",
+                        help="also run GeoDeep on the network exported in the papers' decoder form")
     args = parser.parse_args()
     from lale_geo.weights import load_card
 
@@ -127,13 +165,25 @@ def main() -> None:
         ours_cmd = [sys.executable, "-m", "lale_geo.cli.main", "-q", "predict", str(scene), "-o",
                     str(folder / "ours.tif"), "--overwrite"]
         theirs_cmd = [sys.executable, "-c", GEODEEP, str(scene), str(model), str(folder / "geodeep.tif")]
+        commands = {"lale-geo predict": ours_cmd, "GeoDeep": theirs_cmd}
+        if args.baseline:
+            commit = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+            arguments = ours_cmd[3:-2] + [str(folder / "baseline.tif"), "--overwrite"]
+            commands[f"lale-geo predict @ {commit}"] = baseline_command(args.baseline.resolve(), folder) + arguments
+        if args.geodeep_paper_form:
+            paper = export_for_geodeep(folder / "lale_s1_geodeep_paper_form.onnx", resolution_cm, paper_form=True)
+            commands["GeoDeep, papers' decoder form"] = theirs_cmd[:4] + [str(paper), str(folder / "geodeep_paper.tif")]
         small = folder / "small.tif"
         rasterio.shutil.copy(make_scene(make_tile(folder), 600, folder), small, driver="GTiff")
-        run_measured(ours_cmd[:5] + [str(small), "-o", str(folder / "warm.tif"), "--overwrite"])  # ONNX cache
-        runs = {"lale-geo predict": [], "GeoDeep": []}
+        for name, command in commands.items():  # ONNX and OpenVINO caches, as any second run has them
+            if name.startswith("lale-geo"):
+                at = command.index(str(scene))
+                run_measured(command[:at] + [str(small), "-o", str(folder / "warm.tif"), "--overwrite"])
+        runs: dict[str, list] = {name: [] for name in commands}
         for _ in range(args.rounds):  # interleaved
-            runs["lale-geo predict"].append(run_measured(ours_cmd)[:2])
-            runs["GeoDeep"].append(run_measured(theirs_cmd)[:2])
+            for name, command in commands.items():
+                runs[name].append(run_measured(command)[:2])
         ours, theirs = labels(folder / "ours.tif"), labels(folder / "geodeep.tif")
         edges = {"lale-geo predict": our_edges(args.size, card.tile_size, card.overlap),
                  "GeoDeep": geodeep_edges(args.size)}
@@ -152,12 +202,17 @@ def main() -> None:
     print("| tool | tiling | seconds | MP/s | speed vs GeoDeep | peak RSS MB | seam measure | same, no lattice "
           "control |")
     print("|---|---|---|---|---|---|---|---|")
-    tilings = {"lale-geo predict": f"{card.tile_size}/{card.overlap} blended",
+    tilings = {"lale-geo": f"{card.tile_size}/{card.overlap} blended",
                "GeoDeep": f"{GEODEEP_TILE}/{int(GEODEEP_TILE * GEODEEP_OVERLAP)} keep-middle"}
     for name, r in runs.items():
         rss = max(m for _, m in r)
-        print(f"| {name} | {tilings[name]} | {seconds[name]:.1f} | {mp / seconds[name]:.2f} | "
-              f"{seconds['GeoDeep'] / seconds[name]:.2f} | {rss:.0f} | {seams[name][0]:.2f} | {seams[name][1]:.2f} |")
+        seam = " | ".join(f"{v:.2f}" for v in seams[name]) if name in seams else "| "
+        print(f"| {name} | {tilings[name.split()[0].rstrip(',')]} | {seconds[name]:.1f} | {mp / seconds[name]:.2f} | "
+              f"{seconds['GeoDeep'] / seconds[name]:.2f} | {rss:.0f} | {seam} |")
+    if args.geodeep_paper_form:
+        paper = seconds["GeoDeep, papers' decoder form"]
+        print(f"speed vs GeoDeep on the papers' decoder form ({paper:.1f} s): "
+              + ", ".join(f"{name} {paper / seconds[name]:.2f}" for name in seconds if name.startswith("lale-geo")))
     print(f"control, ours {half_stride} px off its tile edges (no edge there): seam measure {control_seams[0]:.2f}, "
           f"without the lattice control {control_seams[1]:.2f}")
     print(f"map agreement (same class): {100 * (ours == theirs).mean():.1f} % of pixels")
