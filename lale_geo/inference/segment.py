@@ -246,19 +246,21 @@ def scene_array(path: str | PathLike, card, settings: InferenceSettings,
 
 def _with_checked_reads(da):
     """``da``, reading its pixels through the checked reader when they are a file's pixels as
-    ``rioxarray.open_rasterio(path, chunks=...)`` read them: nothing applied since but selections (its Dask
-    graph is the open's layers and getitem layers: ``isel``, ``sel``, ``rio.clip_box``, ``rio.isel_window``,
-    bands picked or reordered), with the file's type and CRS, and pixels that are one window of the file (its
-    pixel size, whole-pixel offsets, every row and column of the window in order). A damaged block is then a
-    one-line error naming the window, as in ``predict``, where rioxarray's read would give GDAL's warning and
-    a silently different map. Anything else (masked, scaled, subsampled, computed, warped) is read as given."""
+    ``rioxarray.open_rasterio(path, chunks=...)`` read them, whole or one selection of them (``isel``, ``sel``,
+    ``rio.clip_box``, ``rio.isel_window``, bands picked or reordered): a damaged block is then a one-line error
+    naming the window, as in ``predict``, where rioxarray's read would give GDAL's warning and a silently
+    different map.
+
+    Coordinates can be relabelled without a trace in the Dask graph, so they only propose the window and
+    bands; the substitution is made only when indexing the array's own open with them gives the very Dask
+    array ``da`` holds (the same name: the same computation). Anything else (masked or scaled by rioxarray,
+    subsampled, selected in several steps, computed, warped, relabelled) is read as given."""
     path = da.encoding.get("source") if isinstance(da, xr.DataArray) else None
     data = getattr(da, "data", None)
     if not path or not isinstance(data, dsa.Array) or da.dims != ("band", "y", "x") or not hasattr(da, "rio"):
         return da
-    if not all(name.startswith(("open_rasterio-", "original-open_rasterio-", "getitem-"))
-               for name in data.dask.layers):
-        return da
+    if any(key in da.encoding for key in ("_FillValue", "scale_factor", "add_offset")):
+        return da  # opened with masked=True or mask_and_scale=True: rioxarray changed the values
     with reading_env():
         try:
             src = open_raster(path)
@@ -267,18 +269,44 @@ def _with_checked_reads(da):
         with src:
             count, dtypes, crs = src.count, set(src.dtypes), src.crs
             window = _file_window(da, src.transform, src.width, src.height)
+            file_shape = (src.count, src.height, src.width)
     # rioxarray's band coordinate is the file's band number (1-based), kept through selections
     numbers = np.atleast_1d(da.coords["band"].values) if "band" in da.coords else np.array([])
     bands = [int(b) for b in numbers] if np.issubdtype(numbers.dtype, np.integer) else []
     same = (window is not None and dtypes == {np.dtype(da.dtype).name} and da.rio.crs == crs
             and len(bands) == da.shape[0] and all(1 <= b <= count for b in bands))
-    if not same:
+    if not same or not _is_selection_of_its_open(data, file_shape, [b - 1 for b in bands], window):
         return da
     # chunks of at most 2048 px: rioxarray's chunks=True makes one chunk of a whole band, which read as one
     # task would hold back every block until the whole scene is decoded
     chunk = min(READ_CHUNK, max(data.chunksize[1:]))
     pixels = lazy_windows(functools.partial(_read_block, str(path), bands), window, (len(bands),), da.dtype, chunk)
     return da.copy(data=pixels)
+
+
+def _is_selection_of_its_open(data: dsa.Array, file_shape: tuple[int, int, int], positions: list[int],
+                              window: Window) -> bool:
+    """Whether ``data`` is its graph's ``open_rasterio`` array (of ``file_shape``) indexed by the band
+    ``positions`` (0-based) and ``window``, in one step or none: Dask names arrays by a hash of how they were
+    made, so an equal name is the same computation."""
+    opens = [name for name in data.dask.layers if name.startswith("open_rasterio-")]
+    if len(opens) != 1 or not positions:
+        return False
+    made = getattr(data.dask.layers[opens[0]], "collection_annotations", None) or {}
+    if "chunks" not in made or tuple(made.get("shape", ())) != file_shape:
+        return False
+    opened = dsa.Array(data.dask, opens[0], made["chunks"], dtype=data.dtype)
+    y0, x0, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+    rows, cols = slice(y0, y0 + h), slice(x0, x0 + w)
+    band_keys: list = [np.array(positions, dtype=np.int64)]  # a list of bands, as xarray passes it
+    if positions == list(range(positions[0], positions[0] + len(positions))):
+        band_keys.append(slice(positions[0], positions[0] + len(positions)))  # a range of bands
+    if data.name == opened.name:  # the open itself: the whole file, its bands in order
+        return positions == list(range(file_shape[0])) and (y0, x0, h, w) == (0, 0, *file_shape[1:])
+    try:
+        return any(opened[key, rows, cols].name == data.name for key in band_keys)
+    except (IndexError, ValueError):
+        return False
 
 
 def _file_window(da: xr.DataArray, theirs, width: int, height: int) -> Window | None:

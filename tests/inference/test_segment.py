@@ -227,10 +227,36 @@ def test_selections_of_a_file_as_rioxarray_opened_it_are_read_through_the_checke
         assert str(error.value).startswith(f"{bad}: read failed at row ") and "\n" not in str(error.value), name
     below = rioxarray.open_rasterio(bad, chunks=True).isel(y=slice(150, 256))  # clear of the damaged block
     assert segment(below, model=PAIR, device="cpu").compute().shape == (106, 256)
-    # not one window of the file's pixels: subsampled, or columns picked out of order, are read as given
+    # Read as given: not one window of the file's pixels (subsampled, columns picked), selected in two steps,
+    # or relabelled so that the coordinates name other pixels than the array holds (the graph is unchanged by
+    # assign_coords: reading what the coordinates say would read the wrong bands or columns)
     da = rioxarray.open_rasterio(good, chunks=True)
-    for other in (da.isel(x=slice(None, None, 2)), da.isel(x=[3, 4, 9, 10])):
-        assert _with_checked_reads(other) is other
+    others = {"subsampled": da.isel(x=slice(None, None, 2)), "columns picked": da.isel(x=[3, 4, 9, 10]),
+              "two steps": da.isel(x=slice(10, 40)).isel(y=slice(5, 20)),
+              "bands relabelled": da.assign_coords(band=[3, 2, 1]),
+              "renumbered after a pick": da.isel(band=[2, 0, 1]).assign_coords(band=[1, 2, 3]),
+              "columns relabelled": da.isel(x=slice(10, 40)).assign_coords(x=da.x.values[:30]),
+              "no coordinates": da.isel(x=slice(10, 40), y=slice(5, 20)).drop_vars(["x", "y"])}
+    for name, other in others.items():
+        assert _with_checked_reads(other) is other, name
+
+
+def test_arrays_rioxarray_masked_or_scaled_are_read_as_given(tmp_path):
+    """masked=True and mask_and_scale=True change the values inside rioxarray's open (NaN for nodata, scale and
+    offset): a raw read would drop that, so such arrays are left to rioxarray, whole or selected."""
+    from lale_geo.inference.segment import _with_checked_reads
+
+    path = tmp_path / "float.tif"
+    profile = dict(driver="GTiff", width=40, height=30, count=3, dtype="float32", crs="EPSG:32633", nodata=0.0,
+                   transform=rasterio.transform.from_origin(500000, 4000000, 0.5, 0.5))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.random.default_rng(0).random((3, 30, 40), np.float32))
+        dst.write(np.zeros((3, 1, 5), np.float32), window=rasterio.windows.Window(0, 0, 5, 1))
+    for options in ({"masked": True}, {"mask_and_scale": True}):
+        da = rioxarray.open_rasterio(path, chunks=True, **options)
+        for array in (da, da.isel(x=slice(0, 20))):
+            assert _with_checked_reads(array) is array, options
+            assert np.isnan(array.values[:, 0, :5]).all()  # what a raw read would have lost
 
 
 def test_a_uint16_path_is_scaled_as_predict_scales_it_from_its_masked_sample(tmp_path):
