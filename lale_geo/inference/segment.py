@@ -254,13 +254,16 @@ def _with_checked_reads(da):
     Coordinates can be relabelled without a trace in the Dask graph, so they only propose the window and
     bands; the substitution is made only when indexing the array's own open with them gives the very Dask
     array ``da`` holds (the same name: the same computation). Anything else (masked or scaled by rioxarray,
-    subsampled, selected in several steps, computed, warped, relabelled) is read as given."""
+    subsampled, selected in several steps, computed, warped, relabelled, another file's pixels) is read as
+    given. A file rewritten since it was opened is read as it is now (rioxarray's open handle may still
+    serve the old one)."""
     path = da.encoding.get("source") if isinstance(da, xr.DataArray) else None
     data = getattr(da, "data", None)
-    if not path or not isinstance(data, dsa.Array) or da.dims != ("band", "y", "x") or not hasattr(da, "rio"):
+    if (not path or not isinstance(data, dsa.Array) or da.dims != ("band", "y", "x") or not hasattr(da, "rio")
+            or 0 in da.shape):
         return da
-    if any(key in da.encoding for key in ("_FillValue", "scale_factor", "add_offset")):
-        return da  # opened with masked=True or mask_and_scale=True: rioxarray changed the values
+    if not _raw_read_of(data, str(path)):
+        return da  # masked, scaled or warped by rioxarray, or the pixels of another file
     with reading_env():
         try:
             src = open_raster(path)
@@ -282,6 +285,29 @@ def _with_checked_reads(da):
     chunk = min(READ_CHUNK, max(data.chunksize[1:]))
     pixels = lazy_windows(functools.partial(_read_block, str(path), bands), window, (len(bands),), da.dtype, chunk)
     return da.copy(data=pixels)
+
+
+def _raw_read_of(data: dsa.Array, path: str) -> bool:
+    """Whether the one ``open_rasterio`` in ``data``'s graph reads the file ``path`` raw: not masked or scaled
+    (NaN for nodata, per-band scales and offsets, which a raw read would drop), not through a VRT, whole.
+    rioxarray's array sits in the graph wrapped in xarray's lazy-indexing adapters; anything unexpected
+    answers False (the array is then read as given)."""
+    names = [name for name in data.dask.layers if name.startswith("original-open_rasterio-")]
+    values = list(data.dask.layers[names[0]].values()) if len(names) == 1 else []
+    if len(values) != 1:
+        return False
+    array, key = values[0], None
+    for _ in range(8):  # ImplicitToExplicitIndexingAdapter > CopyOnWriteArray > LazilyIndexedArray > ...
+        key = getattr(array, "key", key)
+        if type(array).__name__ == "RasterioArrayWrapper":
+            break
+        array = getattr(array, "array", None)
+    else:
+        return False
+    opened = getattr(getattr(array, "manager", None), "_args", ())[:1]  # the path the open reads
+    whole = key is None or all(k == slice(None) for k in getattr(key, "tuple", (None,)))
+    return (getattr(array, "masked", True) is False and getattr(array, "mask_and_scale", True) is False
+            and getattr(array, "vrt_params", True) is None and [str(p) for p in opened] == [path] and whole)
 
 
 def _is_selection_of_its_open(data: dsa.Array, file_shape: tuple[int, int, int], positions: list[int],

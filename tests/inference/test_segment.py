@@ -239,24 +239,45 @@ def test_selections_of_a_file_as_rioxarray_opened_it_are_read_through_the_checke
               "no coordinates": da.isel(x=slice(10, 40), y=slice(5, 20)).drop_vars(["x", "y"])}
     for name, other in others.items():
         assert _with_checked_reads(other) is other, name
+    with pytest.raises(InvalidInputError, match="the array is empty"):  # not rioxarray's NoDataInBounds
+        segment(da.isel(x=slice(0, 0)), model=PAIR, device="cpu")
 
 
-def test_arrays_rioxarray_masked_or_scaled_are_read_as_given(tmp_path):
-    """masked=True and mask_and_scale=True change the values inside rioxarray's open (NaN for nodata, scale and
-    offset): a raw read would drop that, so such arrays are left to rioxarray, whole or selected."""
+def test_arrays_rioxarray_masked_or_scaled_or_of_another_file_are_read_as_given(tmp_path):
+    """masked=True and mask_and_scale=True change the values inside rioxarray's open (NaN for nodata or under
+    an internal mask, per-band scales and offsets): a raw read would drop that. An array holding another
+    file's pixels than its ``source`` names is not that file's either. All are left to rioxarray."""
     from lale_geo.inference.segment import _with_checked_reads
 
-    path = tmp_path / "float.tif"
-    profile = dict(driver="GTiff", width=40, height=30, count=3, dtype="float32", crs="EPSG:32633", nodata=0.0,
-                   transform=rasterio.transform.from_origin(500000, 4000000, 0.5, 0.5))
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.random.default_rng(0).random((3, 30, 40), np.float32))
-        dst.write(np.zeros((3, 1, 5), np.float32), window=rasterio.windows.Window(0, 0, 5, 1))
-    for options in ({"masked": True}, {"mask_and_scale": True}):
+    def write(name, **extra):
+        path = tmp_path / name
+        profile = dict(driver="GTiff", width=40, height=30, count=3, dtype="float32", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 4000000, 0.5, 0.5))
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **dict(profile, **extra)) as dst:
+            dst.write(np.random.default_rng(len(name)).random((3, 30, 40), np.float32) + 1)
+            if "nodata" in extra:
+                dst.write(np.zeros((3, 1, 5), np.float32), window=rasterio.windows.Window(0, 0, 5, 1))
+            else:
+                mask = np.full((30, 40), 255, np.uint8)
+                mask[0, :5] = 0
+                dst.write_mask(mask)
+                dst.scales, dst.offsets = (1.0, 2.0, 3.0), (0.0, 5.0, 0.0)
+        return path
+
+    nodata, internal = write("nodata.tif", nodata=0.0), write("internal_mask.tif")
+    for path, options in ((nodata, {"masked": True}), (nodata, {"mask_and_scale": True}),
+                          (internal, {"masked": True}), (internal, {"mask_and_scale": True})):
         da = rioxarray.open_rasterio(path, chunks=True, **options)
-        for array in (da, da.isel(x=slice(0, 20))):
-            assert _with_checked_reads(array) is array, options
-            assert np.isnan(array.values[:, 0, :5]).all()  # what a raw read would have lost
+        for array in (da, da.isel(x=slice(0, 20)), da.isel(band=[1])):
+            assert _with_checked_reads(array) is array, (path.name, options)
+        assert np.isnan(da.values[:, 0, :5]).all()  # what a raw read would have lost
+    scaled = rioxarray.open_rasterio(internal, chunks=True, mask_and_scale=True)
+    with rasterio.open(internal) as src:
+        assert not np.allclose(scaled.values[1, 1:], src.read(2)[1:])  # the band's scale and offset applied
+    first = rioxarray.open_rasterio(nodata, chunks=True)
+    other = first.copy(data=rioxarray.open_rasterio(internal, chunks=True).data)  # source says nodata.tif
+    assert _with_checked_reads(other) is other
+    assert _with_checked_reads(first) is not first  # the raw open itself is read through the checked reader
 
 
 def test_a_uint16_path_is_scaled_as_predict_scales_it_from_its_masked_sample(tmp_path):
