@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 # (each seam computes a tile row twice) but a run still has several rounds of them, and the client holds a
 # few while it writes them in order.
 BLOCK_BYTES = 32 * 2**20
-RECONNECT_GRACE_S = 30.0
+RECONNECT_GRACE_S = 30.0  # how long a run waits for a lost scheduler to come back before it gives up
 # One topic for every run (messages carry the run's id): the scheduler keeps the last events of each topic
 # it has seen, so a topic per run would grow a long-lived scheduler's memory run after run.
-PROGRESS_TOPIC = "lale-geo-progress"  # how long a run waits for a lost scheduler to come back before it gives up
+PROGRESS_TOPIC = "lale-geo-progress"
 
 
 @dataclass(frozen=True)

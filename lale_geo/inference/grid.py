@@ -215,7 +215,11 @@ def plan_blocks(grid: TileGrid, block_size: int = 2048, parallelism: int = 1) ->
             by += 1
         else:
             bx += 1
-    by, bx = _whole_rounds(by, bx, parallelism, rows_n, cols_n)
+    return _grid_blocks(grid, *_whole_rounds(by, bx, parallelism, rows_n, cols_n))
+
+
+def _grid_blocks(grid: TileGrid, by: int, bx: int) -> list[list[Block]]:
+    """``by`` x ``bx`` rows of blocks aligned to ``grid``: whole tile rows and columns per block."""
     ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
     xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
     return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
@@ -241,8 +245,4 @@ def plan_bands(grid: TileGrid, parallelism: int = 1, max_pixels: int = 32 * 2**2
     by = min(max(-(-grid.height * grid.width // (bx * max_pixels)), -(-parallelism // bx)), rows_n)
     if by * bx < parallelism or by > max(1, rows_n // MIN_BAND_ROWS):
         return plan_blocks(grid, math.isqrt(max_pixels), parallelism)
-    by, bx = _whole_rounds(by, bx, parallelism, rows_n, bx) if parallelism > 1 else (by, bx)
-    ys = axis_groups(grid.row_origins, grid.height, grid.tile_size, by)
-    xs = axis_groups(grid.col_origins, grid.width, grid.tile_size, bx)
-    return [[Block((y0, x0, y1 - y0, x1 - x0), (ry0, rx0, ry1 - ry0, rx1 - rx0)) for x0, x1, rx0, rx1 in xs]
-            for y0, y1, ry0, ry1 in ys]
+    return _grid_blocks(grid, *_whole_rounds(by, bx, parallelism, rows_n, bx))  # columns stay as split
